@@ -1,0 +1,49 @@
+import type * as grpc from '@grpc/grpc-js';
+import { Errors } from '../errors';
+import type { EtcdServer } from '../server/etcd-server';
+import * as c from './convert';
+import { answer } from './errors';
+import { WIRE_SIZE } from './proto';
+
+type Call = grpc.ServerUnaryCall<any, any>;
+type Cb = grpc.sendUnaryData<any>;
+
+/** etcdserverpb.KV: decode, call the server, encode. Writes larger than --max-request-bytes are refused. */
+export function kvService(s: EtcdServer): grpc.UntypedServiceImplementation {
+  const checkSize = (req: any) => {
+    if (req[WIRE_SIZE] > s.cfg.maxRequestBytes) throw Errors.requestTooLarge;
+  };
+  return {
+    Range(call: Call, cb: Cb) {
+      answer(cb, () => {
+        const r = s.range(c.rangeRequest(call.request));
+        return c.rangeResponse(r, c.header(s.header(r.revision)));
+      });
+    },
+    Put(call: Call, cb: Cb) {
+      answer(cb, () => {
+        checkSize(call.request);
+        return s.put(c.putRequest(call.request)).then((r) => c.putResponse(r, c.header(s.header(r.revision))));
+      });
+    },
+    DeleteRange(call: Call, cb: Cb) {
+      answer(cb, () => {
+        checkSize(call.request);
+        return s.deleteRange(c.deleteRangeRequest(call.request)).then((r) => c.deleteRangeResponse(r, c.header(s.header(r.revision))));
+      });
+    },
+    Txn(call: Call, cb: Cb) {
+      answer(cb, () => {
+        checkSize(call.request);
+        const out = s.txn(c.txnRequest(call.request));
+        const encode = (r: Awaited<typeof out>) => c.txnResponse(r, c.header(s.header(r.revision)));
+        return out instanceof Promise ? out.then(encode) : encode(out);
+      });
+    },
+    Compact(call: Call, cb: Cb) {
+      answer(cb, () =>
+        s.compact(Number(call.request.revision), !!call.request.physical).then((rev) => ({ header: c.header(s.header(rev)) })),
+      );
+    },
+  };
+}

@@ -1,0 +1,67 @@
+import type * as grpc from '@grpc/grpc-js';
+import { Errors } from '../errors';
+import { AlarmType, type Alarm } from '../server/alarms';
+import { ETCD_COMPAT_VERSION } from '../server/config';
+import type { EtcdServer } from '../server/etcd-server';
+import * as c from './convert';
+import { answer } from './errors';
+
+type Call = grpc.ServerUnaryCall<any, any>;
+type Cb = grpc.sendUnaryData<any>;
+
+const AlarmAction = { GET: 0, ACTIVATE: 1, DEACTIVATE: 2 } as const;
+
+/**
+ * etcdserverpb.Maintenance: Status and Alarm. Defragment, Hash, HashKV, Snapshot and MoveLeader are
+ * not registered yet, so gRPC answers UNIMPLEMENTED for them.
+ */
+export function maintenanceService(s: EtcdServer): grpc.UntypedServiceImplementation {
+  return {
+    Status(_call: Call, cb: Cb) {
+      answer(cb, () => ({
+        header: c.header(s.header()),
+        version: ETCD_COMPAT_VERSION,
+        dbSize: s.backend.sizeBytes(),
+        dbSizeInUse: s.backend.engine.sizeInUseBytes(),
+        leader: s.memberId.toString(),
+        raftIndex: s.appliedIndex,
+        raftTerm: s.raftTerm,
+        raftAppliedIndex: s.appliedIndex,
+        errors: s.alarms.list().map((a) => `memberID:${a.memberId} alarm:${alarmName(a.alarm)} `),
+        isLearner: false,
+      }));
+    },
+    Alarm(call: Call, cb: Cb) {
+      answer(cb, () => {
+        const req = call.request;
+        const member = BigInt(req.memberID ?? '0');
+        const alarm = req.alarm | 0;
+        let alarms: Alarm[];
+        switch (req.action | 0) {
+          case AlarmAction.GET:
+            alarms = s.alarms.list().filter((a) => alarm === AlarmType.NONE || a.alarm === alarm);
+            break;
+          case AlarmAction.ACTIVATE:
+            if (alarm === AlarmType.NONE) throw Errors.notCapable;
+            alarms = [s.alarms.activate(member, alarm)];
+            break;
+          case AlarmAction.DEACTIVATE: {
+            const a = s.alarms.deactivate(member, alarm);
+            alarms = a ? [a] : [];
+            break;
+          }
+          default:
+            alarms = [];
+        }
+        return s.backend.commit().then(() => ({
+          header: c.header(s.header()),
+          alarms: alarms.map((a) => ({ memberID: a.memberId.toString(), alarm: a.alarm })),
+        }));
+      });
+    },
+  };
+}
+
+function alarmName(a: number): string {
+  return a === AlarmType.NOSPACE ? 'NOSPACE' : a === AlarmType.CORRUPT ? 'CORRUPT' : 'NONE';
+}

@@ -1,0 +1,143 @@
+import { ENGINE_KINDS, type EngineKind } from '../storage';
+import { defaultConfig, type ServerConfig } from '../server/config';
+
+// Flags with etcd's names where etcd has the flag, so scripts can swap binaries. Each also reads its
+// environment variable (ETCD_* for etcd's flags, as etcd does; PLINTH_* for ours); a flag wins.
+
+export class UsageError extends Error {}
+
+interface FlagSpec {
+  name: string;
+  help: string;
+  /** etcd has this flag (its env var is ETCD_<NAME>); otherwise PLINTH_<NAME>. */
+  etcd: boolean;
+  bool?: boolean;
+  apply(cfg: ServerConfig, value: string): void;
+}
+
+const int = (flag: string, v: string, min = 0): number => {
+  if (!/^-?\d+$/.test(v)) throw new UsageError(`invalid value "${v}" for flag --${flag}: not an integer`);
+  const n = Number(v);
+  if (n < min) throw new UsageError(`invalid value "${v}" for flag --${flag}: must be >= ${min}`);
+  return n;
+};
+
+const bool = (flag: string, v: string): boolean => {
+  if (v === '' || v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new UsageError(`invalid value "${v}" for flag --${flag}: not a boolean`);
+};
+
+/** A Go duration as etcd's flags take it ("10ms", "1s", "1m30s"), in milliseconds. */
+export function parseDuration(flag: string, v: string): number {
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  if (v === '0') return 0;
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  let total = 0;
+  let matched = 0;
+  for (let m; (m = re.exec(v)); ) {
+    total += Number(m[1]) * units[m[2]];
+    matched = re.lastIndex;
+  }
+  if (matched !== v.length || v.length === 0) throw new UsageError(`invalid value "${v}" for flag --${flag}: not a duration (e.g. 10ms, 1s)`);
+  return total;
+}
+
+function urls(flag: string, v: string): URL[] {
+  return v.split(',').map((s) => {
+    let u: URL;
+    try {
+      u = new URL(s.trim());
+    } catch {
+      throw new UsageError(`invalid value "${s}" for flag --${flag}: not a URL`);
+    }
+    if (u.protocol !== 'http:') throw new UsageError(`--${flag}: ${u.protocol} URLs are not supported (http only; TLS is not built yet)`);
+    if (!u.port) throw new UsageError(`--${flag}: URL "${s}" has no port`);
+    return u;
+  });
+}
+
+export const FLAGS: FlagSpec[] = [
+  { name: 'name', etcd: true, help: 'Human-readable name for this member.', apply: (c, v) => (c.name = v) },
+  { name: 'data-dir', etcd: true, help: 'Path to the data directory (any placement: disk, NVMe, tmpfs).', apply: (c, v) => (c.dataDir = v) },
+  {
+    name: 'backend', etcd: false, help: `Storage engine: ${ENGINE_KINDS.join('|')}.`,
+    apply: (c, v) => {
+      if (!ENGINE_KINDS.includes(v as EngineKind)) throw new UsageError(`invalid value "${v}" for flag --backend: want one of ${ENGINE_KINDS.join(', ')}`);
+      c.backend = v as EngineKind;
+    },
+  },
+  { name: 'listen-client-urls', etcd: true, help: 'List of URLs to listen on for client traffic.', apply: (c, v) => (c.listenClientUrls = urls('listen-client-urls', v)) },
+  { name: 'advertise-client-urls', etcd: true, help: 'List of this member\'s client URLs to advertise to the public.', apply: (c, v) => (c.advertiseClientUrls = urls('advertise-client-urls', v).map((u) => u.href.replace(/\/$/, ''))) },
+  { name: 'initial-advertise-peer-urls', etcd: true, help: 'This member\'s peer URLs (used for its member ID, as etcd).', apply: (c, v) => (c.initialAdvertisePeerUrls = v.split(',').map((s) => s.trim())) },
+  { name: 'initial-cluster-token', etcd: true, help: 'Initial cluster token (used for the cluster ID, as etcd).', apply: (c, v) => (c.initialClusterToken = v) },
+  { name: 'max-request-bytes', etcd: true, help: 'Maximum client request size in bytes the server will accept.', apply: (c, v) => (c.maxRequestBytes = int('max-request-bytes', v, 1)) },
+  { name: 'max-txn-ops', etcd: true, help: 'Maximum number of operations permitted in a transaction.', apply: (c, v) => (c.maxTxnOps = int('max-txn-ops', v, 1)) },
+  { name: 'quota-backend-bytes', etcd: true, help: 'Raise alarms when backend size exceeds the given quota. 0 means use the default quota (2 GiB).', apply: (c, v) => (c.quotaBackendBytes = int('quota-backend-bytes', v, -1)) },
+  { name: 'experimental-compaction-batch-limit', etcd: true, help: 'Sets the maximum revisions deleted in each compaction batch.', apply: (c, v) => (c.compactionBatchLimit = int('experimental-compaction-batch-limit', v, 1)) },
+  { name: 'experimental-compaction-sleep-interval', etcd: true, help: 'Sets the sleep interval between each compaction batch (e.g. 10ms).', apply: (c, v) => (c.compactionSleepIntervalMs = parseDuration('experimental-compaction-sleep-interval', v)) },
+  { name: 'unsafe-no-fsync', etcd: true, bool: true, help: 'Disables fsync, unsafe, will cause data loss.', apply: (c, v) => (c.unsafeNoFsync = bool('unsafe-no-fsync', v)) },
+  {
+    name: 'log-level', etcd: true, help: 'Configures log level. Only supports debug, info, warn, error.',
+    apply: (c, v) => {
+      if (!['debug', 'info', 'warn', 'error'].includes(v)) throw new UsageError(`invalid value "${v}" for flag --log-level`);
+      c.logLevel = v as ServerConfig['logLevel'];
+    },
+  },
+];
+
+export type Command = { kind: 'serve'; config: ServerConfig } | { kind: 'help' } | { kind: 'version' };
+
+const envName = (f: FlagSpec) => (f.etcd ? 'ETCD_' : 'PLINTH_') + f.name.toUpperCase().replace(/-/g, '_');
+
+/** Parses argv (without node and script) and env into a command; throws UsageError on bad input. */
+export function parseArgs(argv: string[], env: Record<string, string | undefined> = {}): Command {
+  const cfg = defaultConfig();
+  const byName = new Map(FLAGS.map((f) => [f.name, f]));
+  let advertiseGiven = false;
+  let listenGiven = false;
+  const seen = new Set<string>();
+  for (const f of FLAGS) {
+    const v = env[envName(f)];
+    if (v !== undefined) {
+      f.apply(cfg, v);
+      if (f.name === 'advertise-client-urls') advertiseGiven = true;
+      if (f.name === 'listen-client-urls') listenGiven = true;
+    }
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '-h' || arg === '--help' || arg === '-help') return { kind: 'help' };
+    if (arg === '--version' || arg === '-version') return { kind: 'version' };
+    const m = /^--?([a-z0-9-]+)(?:=(.*))?$/s.exec(arg);
+    if (!m) throw new UsageError(`unexpected argument "${arg}"`);
+    const f = byName.get(m[1]);
+    if (!f) throw new UsageError(`unknown flag: --${m[1]}`);
+    let value = m[2];
+    if (value === undefined) {
+      if (f.bool) value = 'true';
+      else {
+        if (i + 1 >= argv.length) throw new UsageError(`flag needs an argument: --${f.name}`);
+        value = argv[++i];
+      }
+    }
+    if (seen.has(f.name)) throw new UsageError(`flag --${f.name} given twice`);
+    seen.add(f.name);
+    f.apply(cfg, value);
+    if (f.name === 'advertise-client-urls') advertiseGiven = true;
+    if (f.name === 'listen-client-urls') listenGiven = true;
+  }
+  // Without an explicit advertise URL, advertise what we listen on.
+  if (listenGiven && !advertiseGiven) cfg.advertiseClientUrls = cfg.listenClientUrls.map((u) => u.href.replace(/\/$/, ''));
+  return { kind: 'serve', config: cfg };
+}
+
+export function usage(): string {
+  const lines = ['Usage: plinth [flags]', '', 'An etcd v3 compatible key-value server.', '', 'Flags:'];
+  for (const f of FLAGS) {
+    lines.push(`  --${f.name}${f.bool ? '' : ' VALUE'}`);
+    lines.push(`      ${f.help} (env ${envName(f)})`);
+  }
+  lines.push('  --help', '      Show this help.', '  --version', '      Print the version and exit.');
+  return lines.join('\n');
+}

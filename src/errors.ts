@@ -1,0 +1,50 @@
+// Every error a client can see, as etcd words it. Clients match on these strings, so they are copied
+// character for character from etcd's rpctypes; the numeric codes are gRPC's.
+
+export const GrpcCode = {
+  OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5,
+  ALREADY_EXISTS: 6, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, FAILED_PRECONDITION: 9,
+  ABORTED: 10, OUT_OF_RANGE: 11, UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+} as const;
+export type GrpcCodeValue = (typeof GrpcCode)[keyof typeof GrpcCode];
+
+/** An error with the gRPC status and message etcd answers with. */
+export class EtcdError extends Error {
+  constructor(readonly code: GrpcCodeValue, message: string) {
+    super(message);
+    this.name = 'EtcdError';
+  }
+}
+
+const e = (code: GrpcCodeValue, message: string) => new EtcdError(code, message);
+const C = GrpcCode;
+
+// Shared instances: these are values, compared by identity in tests and thrown without allocation.
+export const Errors = {
+  emptyKey: e(C.INVALID_ARGUMENT, 'etcdserver: key is not provided'),
+  keyNotFound: e(C.INVALID_ARGUMENT, 'etcdserver: key not found'),
+  valueProvided: e(C.INVALID_ARGUMENT, 'etcdserver: value is provided'),
+  leaseProvided: e(C.INVALID_ARGUMENT, 'etcdserver: lease is provided'),
+  tooManyOps: e(C.INVALID_ARGUMENT, 'etcdserver: too many operations in txn request'),
+  duplicateKey: e(C.INVALID_ARGUMENT, 'etcdserver: duplicate key given in txn request'),
+  compacted: e(C.OUT_OF_RANGE, 'etcdserver: mvcc: required revision has been compacted'),
+  futureRev: e(C.OUT_OF_RANGE, 'etcdserver: mvcc: required revision is a future revision'),
+  noSpace: e(C.RESOURCE_EXHAUSTED, 'etcdserver: mvcc: database space exceeded'),
+  leaseNotFound: e(C.NOT_FOUND, 'etcdserver: requested lease not found'),
+  leaseExist: e(C.FAILED_PRECONDITION, 'etcdserver: lease already exists'),
+  leaseTTLTooLarge: e(C.OUT_OF_RANGE, 'etcdserver: too large lease TTL'),
+  memberNotFound: e(C.NOT_FOUND, 'etcdserver: member not found'),
+  requestTooLarge: e(C.INVALID_ARGUMENT, 'etcdserver: request is too large'),
+  tooManyRequests: e(C.RESOURCE_EXHAUSTED, 'etcdserver: too many requests'),
+  authNotEnabled: e(C.FAILED_PRECONDITION, 'etcdserver: authentication is not enabled'),
+  stopped: e(C.UNAVAILABLE, 'etcdserver: server stopped'),
+  timeout: e(C.UNAVAILABLE, 'etcdserver: request timed out'),
+  notCapable: e(C.UNAVAILABLE, 'etcdserver: not capable'),
+  corrupt: e(C.DATA_LOSS, 'etcdserver: corrupt cluster'),
+} as const;
+
+/** For a service or method Plinth does not have yet: gRPC's own answer, as a server without it gives. */
+export function unimplemented(method: string): EtcdError {
+  return e(C.UNIMPLEMENTED, `unknown method ${method}`);
+}

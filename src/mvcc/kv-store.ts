@@ -1,0 +1,281 @@
+import { Errors } from '../errors';
+import type { Backend } from '../storage';
+import { TreeIndex, type RevHit } from './key-index';
+import { decodeKeyValue, encodeKeyValue, type KeyValue } from './key-value';
+import { isTombstone, readRevision, REV_BYTES, revisionBytes, writeRevision } from './revision';
+
+// The multi-version store: the key index in memory, every revision's KeyValue in the backend's key
+// bucket, as etcd's mvcc store. Single-threaded: a write txn runs start to end without yielding.
+
+const META_SCHEDULED_COMPACT = Buffer.from('scheduledCompactRev');
+const META_FINISHED_COMPACT = Buffer.from('finishedCompactRev');
+
+/** Leases as mvcc needs them; the lease layer provides the real one. */
+export interface LeaseBinding {
+  exists(id: bigint): boolean;
+  /** The lease the key is attached to, 0n if none (the lessor keeps this map, as etcd's). */
+  leaseOf(key: Buffer): bigint;
+  attach(id: bigint, key: Buffer): void;
+  detach(id: bigint, key: Buffer): void;
+}
+
+export const NO_LEASES: LeaseBinding = { exists: () => false, leaseOf: () => 0n, attach: () => {}, detach: () => {} };
+
+/** One change of a write txn, in order: a put, or a delete (kv holds just the key and mod revision). */
+export interface Change {
+  deleted: boolean;
+  kv: KeyValue;
+}
+
+export interface CompactionOptions {
+  /** Revisions deleted per backend commit (etcd's --experimental-compaction-batch-limit). */
+  batchLimit: number;
+  /** Pause between batches, so requests go on (etcd's --experimental-compaction-sleep-interval). */
+  sleepMs: number;
+}
+
+export interface StoreOptions {
+  compaction?: Partial<CompactionOptions>;
+  leases?: LeaseBinding;
+}
+
+export interface RangeKeysOptions {
+  limit: number;
+  rev: number;
+  countOnly: boolean;
+}
+
+export interface RangeKeysResult {
+  kvs: KeyValue[];
+  count: number;
+  rev: number;
+}
+
+export class KVStore {
+  /** The revision of the last write (1 in an empty store, as etcd). */
+  currentRev = 1;
+  /** Reads below this revision fail as compacted; -1 = never compacted. */
+  compactMainRev = -1;
+  readonly index = new TreeIndex();
+  readonly leases: LeaseBinding;
+  private readonly compaction: CompactionOptions;
+  private readonly scratchRev = Buffer.alloc(REV_BYTES);
+  private readonly hit: RevHit = { modMain: 0, modSub: 0, createdMain: 0, version: 0 };
+  /** Called after each write txn that changed something, with its changes (the watch feed). */
+  private readonly listeners: ((changes: readonly Change[], rev: number) => void)[] = [];
+  /** Physical compaction under way; compactions queue behind each other as etcd's FIFO scheduler. */
+  private compacting: Promise<void> = Promise.resolve();
+
+  private constructor(readonly backend: Backend, opts: StoreOptions) {
+    this.leases = opts.leases ?? NO_LEASES;
+    this.compaction = { batchLimit: 1000, sleepMs: 10, ...opts.compaction };
+  }
+
+  /** Opens the store on a backend, rebuilding the key index from the key bucket. */
+  static async open(backend: Backend, opts: StoreOptions = {}): Promise<KVStore> {
+    const s = new KVStore(backend, opts);
+    await s.restore();
+    return s;
+  }
+
+  onChanges(fn: (changes: readonly Change[], rev: number) => void): void {
+    this.listeners.push(fn);
+  }
+
+  private async restore(): Promise<void> {
+    const finished = this.backend.get('meta', META_FINISHED_COMPACT);
+    const scheduled = this.backend.get('meta', META_SCHEDULED_COMPACT);
+    if (finished) this.compactMainRev = readRevision(finished).main;
+    let maxMain = 0;
+    await this.backend.scan('key', Buffer.alloc(0), undefined, (rk, v) => {
+      const { main, sub } = readRevision(rk);
+      const kv = decodeKeyValue(v);
+      const key = kv.key.toString('latin1');
+      if (main > maxMain) maxMain = main;
+      if (isTombstone(rk)) this.index.tombstone(key, main, sub);
+      else this.index.restore(key, kv.createRevision, main, sub, kv.version);
+    });
+    this.currentRev = Math.max(1, maxMain, this.compactMainRev);
+    // A compaction that was scheduled but did not finish before a stop: finish it now.
+    if (scheduled) {
+      const rev = readRevision(scheduled).main;
+      if (rev > (finished ? readRevision(finished).main : -1)) {
+        this.compactMainRev = rev;
+        await this.physicalCompact(rev, this.index.compact(rev));
+      }
+    }
+  }
+
+  /** Reads the keys of [key, end) as of opts.rev (0 = curRev). Throws etcd's compacted / future errors. */
+  rangeKeys(key: Buffer, end: Buffer | undefined, curRev: number, opts: RangeKeysOptions): RangeKeysResult {
+    let rev = opts.rev;
+    if (rev > curRev) throw Errors.futureRev;
+    if (rev <= 0) rev = curRev;
+    if (rev < this.compactMainRev) throw Errors.compacted;
+
+    const limit = opts.limit > 0 ? opts.limit : Infinity;
+    const revs: number[] = [];
+    let count = 0;
+    const hit = this.hit;
+    this.index.visit(key.toString('latin1'), end === undefined ? undefined : end.toString('latin1'), (_k, ki) => {
+      if (!ki.get(rev, hit)) return;
+      if (!opts.countOnly && count < limit) revs.push(hit.modMain, hit.modSub);
+      count++;
+    });
+    const kvs: KeyValue[] = new Array(revs.length >> 1);
+    for (let i = 0; i < revs.length; i += 2) kvs[i >> 1] = this.readRevision(revs[i], revs[i + 1]);
+    return { kvs, count, rev: curRev };
+  }
+
+  private readRevision(main: number, sub: number): KeyValue {
+    const raw = this.backend.get('key', writeRevision(this.scratchRev, main, sub));
+    if (!raw) throw new Error(`mvcc: revision ${main}/${sub} is in the index but not in the backend`);
+    return decodeKeyValue(raw);
+  }
+
+  /** The key's current KeyValue, if live. */
+  currentValue(key: Buffer): KeyValue | undefined {
+    const ki = this.index.lookup(key.toString('latin1'));
+    if (!ki || !ki.live) return undefined;
+    return this.readRevision(ki.modMain, ki.modSub);
+  }
+
+  write(): WriteTxn {
+    return new WriteTxn(this);
+  }
+
+  /** Called by WriteTxn.end. */
+  commitTxn(changes: Change[]): void {
+    if (changes.length === 0) return;
+    this.currentRev++;
+    for (const fn of this.listeners) fn(changes, this.currentRev);
+  }
+
+  /**
+   * Compacts history before rev. The index is compacted at once (reads below rev fail from now on);
+   * the returned promise resolves when the backend has dropped the old revisions.
+   */
+  compact(rev: number): Promise<void> {
+    if (rev <= this.compactMainRev) throw Errors.compacted;
+    if (rev > this.currentRev) throw Errors.futureRev;
+    this.compactMainRev = rev;
+    this.backend.put('meta', META_SCHEDULED_COMPACT, revisionBytes(rev, 0));
+    const keep = this.index.compact(rev);
+    const prev = this.compacting;
+    const run = prev.then(() => this.physicalCompact(rev, keep));
+    this.compacting = run.catch(() => {});
+    return run;
+  }
+
+  /** Deletes revisions <= rev that are not kept, a batch per backend commit, pausing between batches. */
+  private async physicalCompact(rev: number, keep: Set<string>): Promise<void> {
+    const { batchLimit, sleepMs } = this.compaction;
+    const end = Buffer.alloc(8);
+    end.writeBigUInt64BE(BigInt(rev + 1));
+    let from = Buffer.alloc(0);
+    for (;;) {
+      const batch: Buffer[] = [];
+      await this.backend.scan('key', from, end, (k) => {
+        batch.push(Buffer.from(k));
+        return batch.length < batchLimit;
+      });
+      for (const k of batch) {
+        if (!keep.has(k.toString('latin1', 0, REV_BYTES))) this.backend.delete('key', k);
+      }
+      if (batch.length < batchLimit) break;
+      // Next batch starts just after the last key seen.
+      from = Buffer.concat([batch[batch.length - 1], Buffer.from([0])]);
+      await this.backend.commit();
+      await new Promise((r) => setTimeout(r, sleepMs));
+    }
+    this.backend.put('meta', META_FINISHED_COMPACT, revisionBytes(rev, 0));
+    await this.backend.commit();
+  }
+
+  // --- used by WriteTxn ---
+  putRevision(main: number, sub: number, kv: KeyValue): void {
+    this.backend.put('key', revisionBytes(main, sub), encodeKeyValue(kv));
+  }
+
+  tombstoneRevision(main: number, sub: number, key: Buffer): void {
+    this.backend.put('key', revisionBytes(main, sub, true), encodeKeyValue({
+      key, createRevision: 0, modRevision: 0, version: 0, value: Buffer.alloc(0), lease: 0n,
+    }));
+  }
+}
+
+/**
+ * A write transaction: every change gets main revision beginRev+1 and increasing sub revisions.
+ * Reads inside it see its own changes, as etcd's storeTxnWrite.
+ */
+export class WriteTxn {
+  readonly beginRev: number;
+  readonly changes: Change[] = [];
+  private readonly hit: RevHit = { modMain: 0, modSub: 0, createdMain: 0, version: 0 };
+
+  constructor(private readonly s: KVStore) {
+    this.beginRev = s.currentRev;
+  }
+
+  /** The revision reads in this txn see. */
+  get readRev(): number {
+    return this.changes.length > 0 ? this.beginRev + 1 : this.beginRev;
+  }
+
+  range(key: Buffer, end: Buffer | undefined, opts: RangeKeysOptions): RangeKeysResult {
+    return this.s.rangeKeys(key, end, this.readRev, opts);
+  }
+
+  put(key: Buffer, value: Buffer, lease: bigint): number {
+    const rev = this.beginRev + 1;
+    const sub = this.changes.length;
+    const skey = key.toString('latin1');
+    const ki = this.s.index.lookup(skey);
+    let created = rev;
+    let version = 1;
+    let oldLease = 0n;
+    if (ki && ki.get(rev, this.hit)) {
+      created = this.hit.createdMain;
+      version = this.hit.version + 1;
+      oldLease = this.s.leases.leaseOf(key);
+    }
+    const kv: KeyValue = { key, createRevision: created, modRevision: rev, version, value, lease };
+    this.s.putRevision(rev, sub, kv);
+    this.s.index.put(skey, rev, sub);
+    this.changes.push({ deleted: false, kv });
+    if (oldLease !== 0n) this.s.leases.detach(oldLease, key);
+    if (lease !== 0n) this.s.leases.attach(lease, key);
+    return rev;
+  }
+
+  /** Deletes the live keys of [key, end); returns how many. */
+  deleteRange(key: Buffer, end: Buffer | undefined): number {
+    const rrev = this.readRev;
+    const keys: string[] = [];
+    this.s.index.visit(key.toString('latin1'), end === undefined ? undefined : end.toString('latin1'), (k, ki) => {
+      if (ki.get(rrev, this.hit)) keys.push(k);
+    });
+    for (const k of keys) this.deleteKey(k);
+    return keys.length;
+  }
+
+  private deleteKey(skey: string): void {
+    const rev = this.beginRev + 1;
+    const sub = this.changes.length;
+    const key = Buffer.from(skey, 'latin1');
+    const lease = this.s.leases.leaseOf(key);
+    this.s.tombstoneRevision(rev, sub, key);
+    this.s.index.tombstone(skey, rev, sub);
+    this.changes.push({
+      deleted: true,
+      kv: { key, createRevision: 0, modRevision: rev, version: 0, value: Buffer.alloc(0), lease: 0n },
+    });
+    if (lease !== 0n) this.s.leases.detach(lease, key);
+  }
+
+  /** Ends the txn: the store's revision moves on if anything changed. */
+  end(): number {
+    this.s.commitTxn(this.changes);
+    return this.s.currentRev;
+  }
+}

@@ -1,0 +1,29 @@
+// A revision is (main, sub): main is the store revision of a write request, sub orders the changes
+// inside it (a txn or a multi-key delete). In the key bucket it is 17 bytes, as etcd lays it out:
+// 8-byte big-endian main, '_', 8-byte big-endian sub; a tombstone appends 't'.
+
+export const REV_BYTES = 17;
+export const MARKED_REV_BYTES = 18;
+const TOMBSTONE = 0x74; // 't'
+
+export function writeRevision(out: Buffer, main: number, sub: number): Buffer {
+  out.writeBigUInt64BE(BigInt(main), 0);
+  out[8] = 0x5f; // '_'
+  out.writeBigUInt64BE(BigInt(sub), 9);
+  return out;
+}
+
+export function revisionBytes(main: number, sub: number, tombstone = false): Buffer {
+  const out = Buffer.allocUnsafe(tombstone ? MARKED_REV_BYTES : REV_BYTES);
+  writeRevision(out, main, sub);
+  if (tombstone) out[REV_BYTES] = TOMBSTONE;
+  return out;
+}
+
+export function readRevision(b: Buffer): { main: number; sub: number } {
+  return { main: Number(b.readBigUInt64BE(0)), sub: Number(b.readBigUInt64BE(9)) };
+}
+
+export function isTombstone(b: Buffer): boolean {
+  return b.length === MARKED_REV_BYTES && b[REV_BYTES] === TOMBSTONE;
+}

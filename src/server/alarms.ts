@@ -1,0 +1,58 @@
+import type { Backend } from '../storage';
+
+export const AlarmType = { NONE: 0, NOSPACE: 1, CORRUPT: 2 } as const;
+
+export interface Alarm {
+  memberId: bigint;
+  alarm: number;
+}
+
+/** Active alarms, kept in the backend's alarm bucket so they survive a restart (as etcd's). */
+export class AlarmStore {
+  private readonly active = new Map<string, Alarm>();
+
+  private constructor(private readonly backend: Backend) {}
+
+  static async open(backend: Backend): Promise<AlarmStore> {
+    const s = new AlarmStore(backend);
+    await backend.scan('alarm', Buffer.alloc(0), undefined, (k) => {
+      const a = { memberId: k.readBigUInt64BE(0), alarm: k[8] };
+      s.active.set(k.toString('hex'), a);
+    });
+    return s;
+  }
+
+  list(): Alarm[] {
+    return [...this.active.values()];
+  }
+
+  has(alarm: number): boolean {
+    for (const a of this.active.values()) if (a.alarm === alarm) return true;
+    return false;
+  }
+
+  activate(memberId: bigint, alarm: number): Alarm {
+    const k = key(memberId, alarm);
+    const a = { memberId, alarm };
+    this.active.set(k.toString('hex'), a);
+    this.backend.put('alarm', k, Buffer.alloc(0));
+    return a;
+  }
+
+  /** Returns the alarm removed, if it was active. */
+  deactivate(memberId: bigint, alarm: number): Alarm | undefined {
+    const k = key(memberId, alarm);
+    const a = this.active.get(k.toString('hex'));
+    if (!a) return undefined;
+    this.active.delete(k.toString('hex'));
+    this.backend.delete('alarm', k);
+    return a;
+  }
+}
+
+function key(memberId: bigint, alarm: number): Buffer {
+  const k = Buffer.alloc(9);
+  k.writeBigUInt64BE(BigInt.asUintN(64, memberId));
+  k[8] = alarm;
+  return k;
+}

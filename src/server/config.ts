@@ -1,0 +1,52 @@
+import type { EngineKind } from '../storage';
+
+/** The server's whole configuration: built once from flags, environment and defaults, then read-only. */
+export interface ServerConfig {
+  name: string;
+  dataDir: string;
+  backend: EngineKind;
+  listenClientUrls: URL[];
+  advertiseClientUrls: string[];
+  /** Used for the member ID, as etcd derives it (no peer listener yet). */
+  initialAdvertisePeerUrls: string[];
+  initialClusterToken: string;
+  maxRequestBytes: number;
+  maxTxnOps: number;
+  /** Backend size at which the NOSPACE alarm is raised; 0 = etcd's default 2 GiB, negative = no quota. */
+  quotaBackendBytes: number;
+  compactionBatchLimit: number;
+  compactionSleepIntervalMs: number;
+  unsafeNoFsync: boolean;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
+/** gRPC messages may exceed the request limit by this much before gRPC itself refuses them (etcd's). */
+export const GRPC_OVERHEAD_BYTES = 512 * 1024;
+/** The etcd release whose API and behaviour Plinth follows; reported where etcd reports its version. */
+export const ETCD_COMPAT_VERSION = '3.4.23';
+export const ETCD_CLUSTER_VERSION = '3.4.0';
+
+export function defaultConfig(): ServerConfig {
+  return {
+    name: 'default',
+    dataDir: 'data',
+    backend: 'lmdb',
+    listenClientUrls: [new URL('http://127.0.0.1:2379')],
+    advertiseClientUrls: ['http://127.0.0.1:2379'],
+    initialAdvertisePeerUrls: ['http://localhost:2380'],
+    initialClusterToken: 'etcd-cluster',
+    maxRequestBytes: 1.5 * 1024 * 1024,
+    maxTxnOps: 128,
+    quotaBackendBytes: 0,
+    compactionBatchLimit: 1000,
+    compactionSleepIntervalMs: 10,
+    unsafeNoFsync: false,
+    logLevel: 'info',
+  };
+}
+
+export function effectiveQuota(cfg: ServerConfig): number {
+  if (cfg.quotaBackendBytes < 0) return Infinity;
+  return cfg.quotaBackendBytes === 0 ? DEFAULT_QUOTA_BYTES : cfg.quotaBackendBytes;
+}

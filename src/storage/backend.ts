@@ -1,0 +1,148 @@
+import type { Bucket, Engine, EngineKind, WriteOp } from './engine';
+
+/**
+ * Backend = an Engine plus a write buffer, as etcd's backend is bbolt plus its batch tx buffer.
+ *
+ * Writes go into the pending batch at once and are visible to reads at once (read-your-writes for the
+ * single writer, mvcc). commit() hands the pending batch to the engine; while one engine commit runs,
+ * new writes gather in the next batch, so concurrent writers share commits (group commit).
+ */
+export class Backend {
+  readonly engine: Engine;
+  /** Writes not yet handed to the engine. */
+  private pending: Batch = new Batch();
+  /** The batch the engine is committing now, still consulted by reads until it is durable. */
+  private inflight: Batch | undefined;
+  private inflightDone: Promise<void> | undefined;
+  /** The commit queued behind the in-flight one; every caller that arrives meanwhile shares it. */
+  private queued: Promise<void> | undefined;
+  private failure: Error | undefined;
+  /** Number of engine commits done, for stats and tests. */
+  commits = 0;
+  /** The engine's size is a stat/readdir away: cache it, refreshed after commits at most this often. */
+  private static readonly SIZE_REFRESH_MS = 100;
+  private cachedSize = -1;
+  private sizeAt = 0;
+
+  constructor(engine: Engine) {
+    this.engine = engine;
+  }
+
+  get kind(): EngineKind {
+    return this.engine.kind;
+  }
+
+  get(bucket: Bucket, key: Buffer): Buffer | undefined {
+    const k = key.toString('latin1');
+    let hit = this.pending.lookup(bucket, k);
+    if (hit === MISS && this.inflight) hit = this.inflight.lookup(bucket, k);
+    if (hit !== MISS) return hit;
+    return this.engine.get(bucket, key);
+  }
+
+  put(bucket: Bucket, key: Buffer, value: Buffer): void {
+    this.pending.add(bucket, key, value);
+  }
+
+  delete(bucket: Bucket, key: Buffer): void {
+    this.pending.add(bucket, key, undefined);
+  }
+
+  /** Writes buffered and not yet durable. */
+  get pendingWrites(): number {
+    return this.pending.ops.length + (this.inflight?.ops.length ?? 0);
+  }
+
+  /** Resolves once every write made before the call is durable. */
+  commit(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.inflightDone) {
+      if (this.pending.ops.length === 0) return this.inflightDone;
+      this.queued ??= this.inflightDone.then(
+        () => {
+          this.queued = undefined;
+          return this.commitPending();
+        },
+        (err) => {
+          this.queued = undefined;
+          throw err;
+        },
+      );
+      return this.queued;
+    }
+    if (this.pending.ops.length === 0) return Promise.resolve();
+    return this.commitPending();
+  }
+
+  private commitPending(): Promise<void> {
+    const batch = this.pending;
+    this.pending = new Batch();
+    this.inflight = batch;
+    const done = this.engine.write(batch.ops).then(
+      () => {
+        this.commits++;
+        if (Date.now() - this.sizeAt >= Backend.SIZE_REFRESH_MS) this.cachedSize = -1;
+        if (this.inflight === batch) this.inflight = undefined;
+        if (this.inflightDone === done) this.inflightDone = undefined;
+      },
+      (err: Error) => {
+        // A failed commit leaves applied state that is not durable; nothing after it may be acked.
+        this.failure = new Error(`backend commit failed: ${err.message}`);
+        throw this.failure;
+      },
+    );
+    this.inflightDone = done;
+    return done;
+  }
+
+  /**
+   * Ordered scan over durable data: commits the buffer first so the engine holds everything.
+   * For start-up, compaction and snapshots, not for the request path.
+   */
+  async scan(bucket: Bucket, start: Buffer, end: Buffer | undefined, visit: (k: Buffer, v: Buffer) => boolean | void): Promise<void> {
+    await this.commit();
+    await this.engine.scan(bucket, start, end, visit);
+  }
+
+  /** The engine's size in bytes, as of a recent commit (cheap enough for every request's quota check). */
+  sizeBytes(): number {
+    if (this.cachedSize < 0) {
+      this.cachedSize = this.engine.sizeBytes();
+      this.sizeAt = Date.now();
+    }
+    return this.cachedSize;
+  }
+
+  sizeInUseBytes(): number {
+    return this.engine.sizeInUseBytes();
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.commit();
+    } finally {
+      await this.engine.close();
+    }
+  }
+}
+
+const MISS = Symbol('miss');
+
+/** One batch of writes: the ops in order, and the last value per key for reads. */
+class Batch {
+  readonly ops: WriteOp[] = [];
+  private readonly latest = new Map<string, Map<string, Buffer | undefined>>();
+
+  add(bucket: Bucket, key: Buffer, value: Buffer | undefined): void {
+    this.ops.push({ bucket, key, value });
+    let m = this.latest.get(bucket);
+    if (!m) this.latest.set(bucket, (m = new Map()));
+    m.set(key.toString('latin1'), value);
+  }
+
+  lookup(bucket: Bucket, key: string): Buffer | undefined | typeof MISS {
+    const m = this.latest.get(bucket);
+    if (!m || !m.has(key)) return MISS;
+    return m.get(key);
+  }
+}

@@ -1,0 +1,82 @@
+import { mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { BUCKETS, type Bucket, type Engine, type EngineOptions, type WriteOp } from './engine';
+
+/** LMDB through lmdb-js: synchronous mmap reads, writes committed (and fsynced) on lmdb-js's write thread. */
+export class LmdbEngine implements Engine {
+  readonly kind = 'lmdb' as const;
+  private readonly root: RootDatabase<Buffer, Buffer>;
+  private readonly dbs = new Map<Bucket, Database<Buffer, Buffer>>();
+  private readonly file: string;
+
+  constructor(opts: EngineOptions) {
+    mkdirSync(opts.dir, { recursive: true });
+    this.file = join(opts.dir, 'plinth.mdb');
+    this.root = open<Buffer, Buffer>({
+      path: this.file,
+      maxDbs: BUCKETS.length + 2,
+      encoding: 'binary',
+      keyEncoding: 'binary',
+      cache: false,
+      noSync: opts.noSync ?? false,
+      // Resolve write promises only once the commit is flushed: acknowledged means durable.
+      overlappingSync: false,
+    });
+    for (const b of BUCKETS) {
+      this.dbs.set(b, this.root.openDB<Buffer, Buffer>({ name: b, encoding: 'binary', keyEncoding: 'binary', cache: false }));
+    }
+  }
+
+  get(bucket: Bucket, key: Buffer): Buffer | undefined {
+    // getBinary copies out of the map, so the result stays valid after later transactions.
+    return this.db(bucket).getBinary(key) ?? undefined;
+  }
+
+  async write(ops: readonly WriteOp[]): Promise<void> {
+    if (ops.length === 0) return;
+    await this.root.transaction(() => {
+      for (const op of ops) {
+        const db = this.db(op.bucket);
+        if (op.value === undefined) db.removeSync(op.key);
+        else db.putSync(op.key, op.value);
+      }
+    });
+  }
+
+  async scan(bucket: Bucket, start: Buffer, end: Buffer | undefined, visit: (k: Buffer, v: Buffer) => boolean | void): Promise<void> {
+    const db = this.db(bucket);
+    for (const { key, value } of db.getRange({ start, end })) {
+      if (visit(key as Buffer, value as Buffer) === false) break;
+    }
+  }
+
+  sizeBytes(): number {
+    try {
+      return statSync(this.file).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  sizeInUseBytes(): number {
+    const s = this.root.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+    // Pages of the named databases are accounted in their own stats; sum them all.
+    let pages = 0;
+    let pageSize = s.pageSize;
+    for (const db of [this.root, ...this.dbs.values()]) {
+      const st = db.getStats() as typeof s;
+      pages += st.treeBranchPageCount + st.treeLeafPageCount + st.overflowPages;
+      pageSize = st.pageSize;
+    }
+    return Math.min(pages * pageSize, this.sizeBytes());
+  }
+
+  async close(): Promise<void> {
+    await this.root.close();
+  }
+
+  private db(bucket: Bucket): Database<Buffer, Buffer> {
+    return this.dbs.get(bucket)!;
+  }
+}
