@@ -4,23 +4,26 @@ import type { EtcdServer } from '../server/etcd-server';
 import { clusterService } from './cluster-service';
 import { kvService } from './kv-service';
 import { maintenanceService } from './maintenance-service';
-import { serviceDefinition } from './proto';
+import { guardUnary, serviceDefinition } from './proto';
 
 /** The gRPC front of a server: etcd's services on the given listen URLs (plain http only for now). */
 export async function startGrpc(s: EtcdServer, urls: URL[]): Promise<{ server: grpc.Server; ports: number[] }> {
+  // As etcd: messages beyond the request limit plus overhead are refused with gRPC's words; between the
+  // two, etcd's own "request is too large". grpc-js's own cap sits far above, only to bound memory.
+  const maxRecv = s.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES;
   const server = new grpc.Server({
-    // As etcd: gRPC refuses messages beyond the request limit plus overhead; between the two, etcd's
-    // own "request is too large" answers.
-    'grpc.max_receive_message_length': s.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES,
+    'grpc.max_receive_message_length': Math.max(4 * maxRecv, 64 * 1024 * 1024),
     'grpc.max_send_message_length': -1,
   });
-  server.addService(serviceDefinition('etcdserverpb', 'KV'), kvService(s));
-  server.addService(serviceDefinition('etcdserverpb', 'Maintenance'), maintenanceService(s));
-  server.addService(serviceDefinition('etcdserverpb', 'Cluster'), clusterService(s));
+  const add = (pkg: string, svc: string, impl: grpc.UntypedServiceImplementation) =>
+    server.addService(serviceDefinition(pkg, svc, maxRecv), guardUnary(impl));
+  add('etcdserverpb', 'KV', kvService(s));
+  add('etcdserverpb', 'Maintenance', maintenanceService(s));
+  add('etcdserverpb', 'Cluster', clusterService(s));
   // Services not built yet are registered empty, so every call gets gRPC's UNIMPLEMENTED status.
-  for (const svc of ['Watch', 'Lease', 'Auth']) server.addService(serviceDefinition('etcdserverpb', svc), {});
-  server.addService(serviceDefinition('v3lockpb', 'Lock'), {});
-  server.addService(serviceDefinition('v3electionpb', 'Election'), {});
+  for (const svc of ['Watch', 'Lease', 'Auth']) add('etcdserverpb', svc, {});
+  add('v3lockpb', 'Lock', {});
+  add('v3electionpb', 'Election', {});
 
   const ports: number[] = [];
   for (const u of urls) {

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { checkWire, messageRules, requestTypeName } from './wire-check';
 
 // etcd's wire contract, loaded from proto/ (same packages, names and field numbers as etcd 3.4).
 
@@ -34,17 +35,34 @@ export function loadEtcdProtos(): grpc.GrpcObject {
 
 /** Size in bytes of a decoded request as it came off the wire (for etcd's request-size limit). */
 export const WIRE_SIZE = Symbol('wireSize');
+/** Set instead of fields when a request could not be accepted: the status to answer with. */
+export const INVALID = Symbol('invalid');
 
-/** A service definition from the protos, whose request decoders remember each message's wire size. */
-export function serviceDefinition(pkg: string, service: string): grpc.ServiceDefinition {
+export interface Invalid {
+  code: number;
+  details: string;
+}
+
+/**
+ * A service definition from the protos whose request decoders check size and wire format as etcd's
+ * gRPC server does, with its words, and remember each message's wire size. A refused request decodes
+ * to { [INVALID]: status }, which the handler answers with (see guardUnary).
+ */
+export function serviceDefinition(pkg: string, service: string, maxRecvBytes: number): grpc.ServiceDefinition {
   const root = loadEtcdProtos() as Record<string, any>;
   const ctor = root[pkg][service] as { service: grpc.ServiceDefinition };
   const def: Record<string, grpc.MethodDefinition<any, any>> = {};
   for (const [name, m] of Object.entries(ctor.service)) {
     const decode = m.requestDeserialize;
+    const rules = messageRules(requestTypeName(`${pkg}.${service}`, name));
     def[name] = {
       ...m,
       requestDeserialize: (buf: Buffer) => {
+        if (buf.length > maxRecvBytes) {
+          return { [INVALID]: { code: grpc.status.RESOURCE_EXHAUSTED, details: `grpc: received message larger than max (${buf.length} vs. ${maxRecvBytes})` } };
+        }
+        const bad = checkWire(rules, buf);
+        if (bad) return { [INVALID]: { code: grpc.status.INTERNAL, details: `grpc: error unmarshalling request: ${bad}` } };
         const msg = decode(buf);
         msg[WIRE_SIZE] = buf.length;
         return msg;
@@ -52,4 +70,17 @@ export function serviceDefinition(pkg: string, service: string): grpc.ServiceDef
     };
   }
   return def as grpc.ServiceDefinition;
+}
+
+/** Wraps unary handlers so that a request refused by the decoder is answered with its status. */
+export function guardUnary(impl: grpc.UntypedServiceImplementation): grpc.UntypedServiceImplementation {
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const [name, handler] of Object.entries(impl)) {
+    out[name] = ((call: any, cb: any) => {
+      const invalid = call.request?.[INVALID] as Invalid | undefined;
+      if (invalid) cb(invalid);
+      else (handler as Function)(call, cb);
+    }) as any;
+  }
+  return out;
 }
