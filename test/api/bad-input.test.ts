@@ -306,7 +306,7 @@ describe.each(apiTargets())('KV bad input (%s)', (target) => {
       const err = await grpcError(kv.rawUnary('Put', Buffer.from([0x0a, 0xff, 0xff, 0xff])));
       expect(err.code).toBe(Status.INTERNAL);
       expect(err.details).toMatch(UNMARSHAL_PREFIX);
-      if (target === 'etcd') expect(err.details).toBe('grpc: error unmarshalling request: unexpected EOF');
+      expect(err.details).toBe('grpc: error unmarshalling request: unexpected EOF');
     });
   });
 

@@ -1,0 +1,69 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FLAGS, parseArgs, parseDuration, UsageError } from '../../src/cli/flags';
+
+const BIN = join(__dirname, '..', '..', 'bin', 'plinth.js');
+
+describe('flags', () => {
+  it('takes etcd names in both --flag=value and --flag value forms', () => {
+    const cmd = parseArgs([
+      '--name=n1', '--data-dir', '/tmp/x', '--listen-client-urls', 'http://127.0.0.1:3000',
+      '--max-request-bytes=1024', '--max-txn-ops', '7', '--quota-backend-bytes', '-1', '--backend', 'leveldb',
+      '--experimental-compaction-sleep-interval', '1m30s', '--unsafe-no-fsync',
+    ]);
+    if (cmd.kind !== 'serve') throw new Error('not serve');
+    const c = cmd.config;
+    expect(c).toMatchObject({ name: 'n1', dataDir: '/tmp/x', maxRequestBytes: 1024, maxTxnOps: 7, quotaBackendBytes: -1, backend: 'leveldb', compactionSleepIntervalMs: 90_000, unsafeNoFsync: true });
+    expect(c.listenClientUrls.map(String)).toEqual(['http://127.0.0.1:3000/']);
+    // Advertise defaults to what we listen on.
+    expect(c.advertiseClientUrls).toEqual(['http://127.0.0.1:3000']);
+  });
+
+  it('has etcd defaults', () => {
+    const cmd = parseArgs([]);
+    if (cmd.kind !== 'serve') throw new Error('not serve');
+    expect(cmd.config).toMatchObject({ name: 'default', dataDir: 'data', backend: 'lmdb', maxRequestBytes: 1572864, maxTxnOps: 128, quotaBackendBytes: 0 });
+    expect(cmd.config.listenClientUrls.map(String)).toEqual(['http://127.0.0.1:2379/']);
+  });
+
+  it('reads ETCD_* environment variables for etcd flags; a flag wins', () => {
+    const cmd = parseArgs(['--name', 'flag'], { ETCD_NAME: 'env', ETCD_MAX_TXN_OPS: '9', PLINTH_BACKEND: 'memory' });
+    if (cmd.kind !== 'serve') throw new Error('not serve');
+    expect(cmd.config).toMatchObject({ name: 'flag', maxTxnOps: 9, backend: 'memory' });
+  });
+
+  it.each([
+    [['--no-such-flag'], /unknown flag: --no-such-flag/],
+    [['--max-txn-ops', 'many'], /not an integer/],
+    [['--backend', 'bolt'], /want one of lmdb, leveldb, memory/],
+    [['--listen-client-urls', 'nonsense'], /not a URL/],
+    [['--listen-client-urls', 'https://127.0.0.1:2379'], /not supported/],
+    [['--data-dir'], /needs an argument/],
+    [['--experimental-compaction-sleep-interval', '10 parsecs'], /not a duration/],
+    [['stray'], /unexpected argument/],
+  ])('refuses %j', (argv, msg) => {
+    expect(() => parseArgs(argv)).toThrow(UsageError);
+    expect(() => parseArgs(argv)).toThrow(msg);
+  });
+
+  it('parses Go durations', () => {
+    expect(parseDuration('x', '10ms')).toBe(10);
+    expect(parseDuration('x', '1h2m3s')).toBe(3_723_000);
+    expect(parseDuration('x', '0')).toBe(0);
+  });
+});
+
+describe('plinth command', () => {
+  it('--help lists every flag', () => {
+    const r = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8', timeout: 10_000 });
+    expect(r.status).toBe(0);
+    for (const f of FLAGS) expect(r.stdout).toContain(`--${f.name}`);
+  });
+
+  it('exits 2 with a clear message on a bad flag', () => {
+    const r = spawnSync(process.execPath, [BIN, '--max-txn-ops=x'], { encoding: 'utf8', timeout: 10_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('invalid value "x" for flag --max-txn-ops');
+  });
+});
