@@ -45,6 +45,15 @@ export const ETCD_AVAILABLE = hasBinary('etcd');
 
 const REPO = resolve(__dirname, '..', '..');
 
+async function waitFor(cond: () => boolean, proc: ChildProcess, logs: () => string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!cond()) {
+    if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}: ${logs()}`);
+    if (Date.now() > deadline) throw new Error(`server not ready after 20 s: ${logs()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function waitHealthy(endpoint: string, proc: ChildProcess, logs: () => string): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
@@ -82,7 +91,25 @@ function makeStop(proc: ChildProcess, dataDir: string, parent: string) {
   };
 }
 
-export async function startEtcd(extraArgs: string[] = []): Promise<RunningServer> {
+/**
+ * A free port can be taken by another server starting at the same moment (tests run in parallel):
+ * when a start fails, try again on new ports.
+ */
+async function withRetries(start: () => Promise<RunningServer>, attempts = 3): Promise<RunningServer> {
+  for (let i = 1; ; i++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (i >= attempts) throw err;
+    }
+  }
+}
+
+export function startEtcd(extraArgs: string[] = []): Promise<RunningServer> {
+  return withRetries(() => startEtcdOnce(extraArgs));
+}
+
+async function startEtcdOnce(extraArgs: string[]): Promise<RunningServer> {
   const port = await freePort();
   const peerPort = await freePort();
   const parent = mkdtempSync(join(tmpdir(), 'etcd-test-'));
@@ -104,10 +131,16 @@ export async function startEtcd(extraArgs: string[] = []): Promise<RunningServer
   proc.stdout!.on('data', (d) => (out = (out + d).slice(-4000)));
   proc.stderr!.on('data', (d) => (out = (out + d).slice(-4000)));
   const endpoint = `127.0.0.1:${port}`;
-  await waitHealthy(endpoint, proc, () => out);
-  // etcd opens its port before it has a leader; wait until a request succeeds.
-  await waitEtcdctl(endpoint);
-  return { kind: 'etcd', endpoint, url, port, pid: proc.pid!, dataDir, proc, stop: makeStop(proc, dataDir, parent) };
+  const stop = makeStop(proc, dataDir, parent);
+  try {
+    await waitHealthy(endpoint, proc, () => out);
+    // etcd opens its port before it has a leader; wait until a request succeeds.
+    await waitEtcdctl(endpoint);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { kind: 'etcd', endpoint, url, port, pid: proc.pid!, dataDir, proc, stop };
 }
 
 export interface PlinthOptions {
@@ -117,7 +150,11 @@ export interface PlinthOptions {
   extraArgs?: string[];
 }
 
-export async function startPlinth(opts: PlinthOptions = {}): Promise<RunningServer> {
+export function startPlinth(opts: PlinthOptions = {}): Promise<RunningServer> {
+  return opts.port ? startPlinthOnce(opts) : withRetries(() => startPlinthOnce(opts));
+}
+
+async function startPlinthOnce(opts: PlinthOptions): Promise<RunningServer> {
   const port = opts.port ?? (await freePort());
   const parent = opts.dataDir ? resolve(opts.dataDir, '..') : mkdtempSync(join(tmpdir(), 'plinth-test-'));
   const dataDir = opts.dataDir ?? join(parent, 'data');
@@ -137,8 +174,15 @@ export async function startPlinth(opts: PlinthOptions = {}): Promise<RunningServ
   proc.stdout!.on('data', (d) => (out = (out + d).slice(-4000)));
   proc.stderr!.on('data', (d) => (out = (out + d).slice(-4000)));
   const endpoint = `127.0.0.1:${port}`;
-  await waitHealthy(endpoint, proc, () => out);
   const stop = makeStop(proc, dataDir, parent);
+  try {
+    // Its own "serving" line, not a TCP probe: another process may hold the port we were given.
+    await waitFor(() => out.includes(' serving '), proc, () => out);
+    await waitHealthy(endpoint, proc, () => out);
+  } catch (err) {
+    await stop({ keepData: !!opts.dataDir });
+    throw err;
+  }
   return {
     kind: 'plinth', endpoint, url, port, pid: proc.pid!, dataDir, proc,
     // A caller-provided data dir is the caller's to remove.
