@@ -1,7 +1,7 @@
 // Comparison test: every scenario in scenarios.ts runs against Debian's real etcd 3.4 (the
 // reference) and against each target; the normalised outputs must be equal step by step.
 //
-//   npx vitest run test/compat                              # target: plinth (helper's default backend)
+//   npx vitest run test/compat                              # targets: Plinth on lmdb, leveldb and memory
 //   PLINTH_COMPAT_TARGETS=plinth:memory,plinth:leveldb npx vitest run test/compat
 //   PLINTH_COMPAT_TARGETS=etcd npx vitest run test/compat   # harness check: etcd against etcd
 //   PLINTH_COMPAT_REPORT=compat-report.json ...             # also write a JSON report
@@ -49,7 +49,7 @@ function parseTargets(spec: string): Target[] {
     });
 }
 
-const TARGETS = parseTargets(process.env.PLINTH_COMPAT_TARGETS ?? 'plinth');
+const TARGETS = parseTargets(process.env.PLINTH_COMPAT_TARGETS ?? 'plinth:lmdb,plinth:leveldb,plinth:memory');
 const ONLY = (process.env.PLINTH_COMPAT_ONLY ?? '').split(/[\s,]+/).filter(Boolean);
 const scenarios = ONLY.length ? allScenarios.filter((s) => ONLY.includes(s.name)) : allScenarios;
 if (ONLY.length && scenarios.length !== ONLY.length) {
