@@ -1,6 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { EtcdServer } from '../server/etcd-server';
-import * as c from './convert';
+import * as c from '../wire/convert';
 import { answer } from './errors';
 
 type Call = grpc.ServerUnaryCall<any, any>;

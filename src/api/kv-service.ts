@@ -1,7 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { Errors } from '../errors';
 import type { EtcdServer } from '../server/etcd-server';
-import * as c from './convert';
+import * as c from '../wire/convert';
 import { answer } from './errors';
 import { WIRE_SIZE } from './proto';
 

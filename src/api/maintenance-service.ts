@@ -3,7 +3,7 @@ import { Errors } from '../errors';
 import { AlarmType, type Alarm } from '../server/alarms';
 import { ETCD_COMPAT_VERSION } from '../server/config';
 import type { EtcdServer } from '../server/etcd-server';
-import * as c from './convert';
+import * as c from '../wire/convert';
 import { answer } from './errors';
 
 type Call = grpc.ServerUnaryCall<any, any>;

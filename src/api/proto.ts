@@ -1,11 +1,9 @@
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { checkWire, messageRules, requestTypeName } from './wire-check';
+import { PROTO_DIR, PROTO_FILES } from '../wire/root';
+import { checkWire, messageRules, requestTypeName } from '../wire/wire-check';
 
-// etcd's wire contract, loaded from proto/ (same packages, names and field numbers as etcd 3.4).
-
-const PROTO_DIR = join(__dirname, '..', '..', '..', 'proto');
+// gRPC service definitions for etcd's services, from proto/ (see wire/root.ts).
 
 export const LOADER_OPTIONS: protoLoader.Options = {
   keepCase: false,
@@ -21,14 +19,7 @@ let cached: grpc.GrpcObject | undefined;
 
 export function loadEtcdProtos(): grpc.GrpcObject {
   cached ??= grpc.loadPackageDefinition(
-    protoLoader.loadSync(
-      [
-        'etcd/etcdserver/etcdserverpb/rpc.proto',
-        'etcd/etcdserver/api/v3lock/v3lockpb/v3lock.proto',
-        'etcd/etcdserver/api/v3election/v3electionpb/v3election.proto',
-      ],
-      LOADER_OPTIONS,
-    ),
+    protoLoader.loadSync(PROTO_FILES, LOADER_OPTIONS),
   );
   return cached;
 }

@@ -1,13 +1,10 @@
-import { join } from 'node:path';
 import * as protobuf from 'protobufjs';
+import { etcdRoot } from './root';
 
 // A strict pass over a request's protobuf bytes before decoding, as Go's decoder is strict: truncated
 // fields and wrong wire types are refused with the words Go's protobuf uses ("unexpected EOF",
 // "proto: wrong wireType = 2 for field Revision"), where protobufjs would decode garbage or say
 // something else. One pass over the bytes, no allocation.
-
-const PROTO_DIR = join(__dirname, '..', '..', '..', 'proto');
-const PROTOBUFJS_DIR = join(require.resolve('protobufjs/package.json'), '..');
 
 interface FieldRule {
   /** Wire types accepted for the field (a repeated scalar may also come packed). */
@@ -23,33 +20,16 @@ const WIRE_OF: Record<string, number> = {
   string: 2, bytes: 2,
 };
 
-let root: protobuf.Root | undefined;
 const rulesCache = new Map<string, MessageRules>();
 
-function loadRoot(): protobuf.Root {
-  if (root) return root;
-  const r = new protobuf.Root();
-  r.resolvePath = (_origin, target) =>
-    target.startsWith('google/protobuf/') ? join(PROTOBUFJS_DIR, target) : join(PROTO_DIR, target);
-  r.loadSync(
-    [
-      'etcd/etcdserver/etcdserverpb/rpc.proto',
-      'etcd/etcdserver/api/v3lock/v3lockpb/v3lock.proto',
-      'etcd/etcdserver/api/v3election/v3electionpb/v3election.proto',
-    ],
-    { keepCase: true },
-  );
-  r.resolveAll();
-  return (root = r);
-}
-
-const goName = (snake: string) => snake.split('_').map((p) => (p ? p[0].toUpperCase() + p.slice(1) : p)).join('');
+/** Go's field name: protobufjs's camelCase with a capital first letter (range_end → RangeEnd). */
+const goName = (camel: string) => camel[0].toUpperCase() + camel.slice(1);
 
 /** Rules for a message type by full name (e.g. "etcdserverpb.PutRequest"). */
 export function messageRules(fullName: string): MessageRules {
   const cached = rulesCache.get(fullName);
   if (cached) return cached;
-  const type = loadRoot().lookupType(fullName);
+  const type = etcdRoot().lookupType(fullName);
   const rules: MessageRules = new Map();
   rulesCache.set(fullName, rules); // before recursing: messages may nest themselves (TxnRequest)
   for (const f of type.fieldsArray) {
@@ -136,7 +116,7 @@ export function checkWire(rules: MessageRules, buf: Buffer, start = 0, end = buf
 
 /** Full name of a method's request type, e.g. ("etcdserverpb.KV", "Put") → "etcdserverpb.PutRequest". */
 export function requestTypeName(service: string, method: string): string {
-  const m = loadRoot().lookupService(service).methods[method];
+  const m = etcdRoot().lookupService(service).methods[method];
   m.resolve();
   return m.resolvedRequestType!.fullName.replace(/^\./, '');
 }
