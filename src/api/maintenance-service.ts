@@ -1,6 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { Errors } from '../errors';
-import { AlarmType, type Alarm } from '../server/alarms';
+import { AlarmType } from '../server/alarms';
+import { AlarmAction } from '../server/applier';
 import { ETCD_COMPAT_VERSION } from '../server/config';
 import type { EtcdServer } from '../server/etcd-server';
 import * as c from '../wire/convert';
@@ -8,8 +9,6 @@ import { answer } from './errors';
 
 type Call = grpc.ServerUnaryCall<any, any>;
 type Cb = grpc.sendUnaryData<any>;
-
-const AlarmAction = { GET: 0, ACTIVATE: 1, DEACTIVATE: 2 } as const;
 
 /**
  * etcdserverpb.Maintenance: Status and Alarm. Defragment, Hash, HashKV, Snapshot and MoveLeader are
@@ -24,7 +23,7 @@ export function maintenanceService(s: EtcdServer): grpc.UntypedServiceImplementa
         dbSize: s.backend.sizeBytes(),
         dbSizeInUse: s.backend.engine.sizeInUseBytes(),
         leader: s.memberId.toString(),
-        raftIndex: s.appliedIndex,
+        raftIndex: s.commitIndex,
         raftTerm: s.raftTerm,
         raftAppliedIndex: s.appliedIndex,
         errors: s.alarms.list().map((a) => `memberID:${a.memberId} alarm:${alarmName(a.alarm)} `),
@@ -34,26 +33,10 @@ export function maintenanceService(s: EtcdServer): grpc.UntypedServiceImplementa
     Alarm(call: Call, cb: Cb) {
       answer(cb, () => {
         const req = call.request;
-        const member = BigInt(req.memberID ?? '0');
+        const action = req.action | 0;
         const alarm = req.alarm | 0;
-        let alarms: Alarm[];
-        switch (req.action | 0) {
-          case AlarmAction.GET:
-            alarms = s.alarms.list().filter((a) => alarm === AlarmType.NONE || a.alarm === alarm);
-            break;
-          case AlarmAction.ACTIVATE:
-            if (alarm === AlarmType.NONE) throw Errors.notCapable;
-            alarms = [s.alarms.activate(member, alarm)];
-            break;
-          case AlarmAction.DEACTIVATE: {
-            const a = s.alarms.deactivate(member, alarm);
-            alarms = a ? [a] : [];
-            break;
-          }
-          default:
-            alarms = [];
-        }
-        return s.backend.commit().then(() => ({
+        if (action === AlarmAction.ACTIVATE && alarm === AlarmType.NONE) throw Errors.notCapable;
+        return s.alarm({ action, memberId: BigInt(req.memberID ?? '0'), alarm }).then((alarms) => ({
           header: c.header(s.header()),
           alarms: alarms.map((a) => ({ memberID: a.memberId.toString(), alarm: a.alarm })),
         }));

@@ -27,7 +27,17 @@ export async function main(argv: string[]): Promise<void> {
   }
   const cfg = cmd.config;
   const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
-  const server = await EtcdServer.open(cfg);
+  let server: EtcdServer;
+  try {
+    server = await EtcdServer.open(cfg, {
+      log,
+      // The WAL or the backend could not be written: stop, as etcd does; a restart replays the WAL.
+      onFatal: () => process.exit(1),
+    });
+  } catch (err) {
+    log(`cannot start: ${(err as Error).message}`);
+    process.exit(1);
+  }
   const { server: grpcServer } = await startGrpc(server, cfg.listenClientUrls);
   log(`plinth ${PLINTH_VERSION} serving ${cfg.listenClientUrls.map((u) => u.href).join(',')} (backend ${cfg.backend}, data-dir ${cfg.dataDir}, member ${server.memberId.toString(16)})`);
 

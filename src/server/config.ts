@@ -4,6 +4,8 @@ import type { EngineKind } from '../storage';
 export interface ServerConfig {
   name: string;
   dataDir: string;
+  /** Where the WAL lives; '' = <data-dir>/member/wal (etcd's --wal-dir). */
+  walDir: string;
   backend: EngineKind;
   listenClientUrls: URL[];
   advertiseClientUrls: string[];
@@ -14,6 +16,10 @@ export interface ServerConfig {
   maxTxnOps: number;
   /** Backend size at which the NOSPACE alarm is raised; 0 = etcd's default 2 GiB, negative = no quota. */
   quotaBackendBytes: number;
+  /** Backend writes per backend commit (etcd's --backend-batch-limit). */
+  backendBatchLimit: number;
+  /** Longest time between backend commits (etcd's --backend-batch-interval). */
+  backendBatchIntervalMs: number;
   compactionBatchLimit: number;
   compactionSleepIntervalMs: number;
   unsafeNoFsync: boolean;
@@ -31,6 +37,7 @@ export function defaultConfig(): ServerConfig {
   return {
     name: 'default',
     dataDir: 'data',
+    walDir: '',
     backend: 'lmdb',
     listenClientUrls: [new URL('http://127.0.0.1:2379')],
     advertiseClientUrls: ['http://127.0.0.1:2379'],
@@ -39,6 +46,8 @@ export function defaultConfig(): ServerConfig {
     maxRequestBytes: 1.5 * 1024 * 1024,
     maxTxnOps: 128,
     quotaBackendBytes: 0,
+    backendBatchLimit: 10_000,
+    backendBatchIntervalMs: 100,
     compactionBatchLimit: 1000,
     compactionSleepIntervalMs: 10,
     unsafeNoFsync: false,

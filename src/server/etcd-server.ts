@@ -6,14 +6,18 @@ import type {
   DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
   RequestOp, TxnRequest, TxnResponse,
 } from '../mvcc/types';
+import { EntryType, type Entry } from '../raft/entry';
+import { RaftNode } from '../raft/node';
+import { Wal } from '../raft/wal/wal';
 import { openBackend, type Backend } from '../storage';
-import { AlarmStore, AlarmType } from './alarms';
+import { AlarmStore, AlarmType, type Alarm } from './alarms';
+import { AlarmAction, Applier, type ApplyResult } from './applier';
 import { effectiveQuota, type ServerConfig } from './config';
 import { clusterId, memberId } from './identity';
+import { decodeInternalRequest, encodeInternalRequest, type AlarmRequest, type InternalRequest } from './internal-request';
 import { checkDelete, checkPut, checkRange, checkTxn } from './validate';
 
 const META_CONSISTENT_INDEX = Buffer.from('consistent_index');
-const META_TERM = Buffer.from('term');
 /** etcd's estimate of a put's cost beyond its key and value (quota.go). */
 const KV_OVERHEAD = 256;
 
@@ -32,55 +36,104 @@ export interface Member {
   isLearner: boolean;
 }
 
+export interface ServerHooks {
+  log?: (msg: string) => void;
+  /** The server cannot go on (the WAL or the backend failed to write): it has stopped serving. */
+  onFatal?: (err: Error) => void;
+}
+
+interface Waiter {
+  req: InternalRequest;
+  resolve: (r: ApplyResult) => void;
+  reject: (err: unknown) => void;
+}
+
 /**
- * The request pipeline of a single member: checks, quota, then the write path (propose → apply →
- * durable → answer). It is a cluster of one; the raft layer will take over `propose` without changing
- * what api/ sees.
+ * The request pipeline of a member: checks and quota, then the write path of DESIGN.md: propose to
+ * raft → the WAL makes the entry durable (one fdatasync for every entry that arrived meanwhile) →
+ * apply to mvcc → answer. The backend is committed in batches (--backend-batch-limit / -interval)
+ * with the applied index in the same commit; a restart replays the WAL after that index.
  */
 export class EtcdServer {
   readonly memberId: bigint;
   readonly clusterId: bigint;
-  readonly raftTerm: number;
-  /** Index of the last applied proposal (etcd's consistent index). */
-  appliedIndex: number;
+  readonly kv: KV;
+  private readonly applier: Applier;
+  private readonly waiters = new Map<number, Waiter>();
+  private running: Promise<void> | undefined;
+  private scheduled = false;
+  private commitTimer: NodeJS.Timeout | undefined;
+  /** Consistent index of each backend commit under way, oldest first. */
+  private readonly committing: number[] = [];
   private closed = false;
+  private failed: Error | undefined;
   private readonly quota: number;
+  private readonly log: (msg: string) => void;
 
   private constructor(
     readonly cfg: ServerConfig,
     readonly backend: Backend,
     readonly store: KVStore,
-    readonly kv: KV,
     readonly alarms: AlarmStore,
-    ids: { member: bigint; cluster: bigint; term: number; index: number },
+    private readonly wal: Wal,
+    private readonly node: RaftNode,
+    private readonly hooks: ServerHooks,
   ) {
-    this.memberId = ids.member;
-    this.clusterId = ids.cluster;
-    this.raftTerm = ids.term;
-    this.appliedIndex = ids.index;
+    this.memberId = node.id;
+    this.clusterId = clusterId([node.id]);
+    this.kv = new KV(store);
+    this.applier = new Applier(this.kv, alarms);
     this.quota = effectiveQuota(cfg);
+    this.log = hooks.log ?? (() => {});
+    backend.beforeCommit = () => {
+      const ci = this.node.appliedIndex;
+      backend.put('meta', META_CONSISTENT_INDEX, u64(ci));
+      this.committing.push(ci);
+    };
+    backend.afterCommit = () => {
+      const ci = this.committing.shift()!;
+      // The backend has everything up to ci durably: older WAL segments are no longer needed. The
+      // memory engine keeps nothing across a restart, so its WAL is kept whole and replayed.
+      if (backend.kind !== 'memory') void this.wal.releaseTo(ci).catch((err) => this.fail(err));
+    };
   }
 
-  static async open(cfg: ServerConfig): Promise<EtcdServer> {
+  static async open(cfg: ServerConfig, hooks: ServerHooks = {}): Promise<EtcdServer> {
+    const log = hooks.log ?? (() => {});
     const backend = await openBackend(cfg.backend, { dir: join(cfg.dataDir, 'member', 'snap'), noSync: cfg.unsafeNoFsync });
     const store = await KVStore.open(backend, {
       compaction: { batchLimit: cfg.compactionBatchLimit, sleepMs: cfg.compactionSleepIntervalMs },
     });
-    const member = memberId(cfg.initialAdvertisePeerUrls, cfg.initialClusterToken);
-    const cluster = clusterId([member]);
-    // Each start is a new term, as a restarted single member elects itself again.
-    const termBuf = backend.get('meta', META_TERM);
-    const term = termBuf ? Number(termBuf.readBigUInt64BE(0)) + 1 : 2;
-    backend.put('meta', META_TERM, u64(term));
-    const idxBuf = backend.get('meta', META_CONSISTENT_INDEX);
-    const index = idxBuf ? Number(idxBuf.readBigUInt64BE(0)) : 0;
     const alarms = await AlarmStore.open(backend);
-    await backend.commit();
-    return new EtcdServer(cfg, backend, store, new KV(store), alarms, { member, cluster, term, index });
+    const ciBuf = backend.get('meta', META_CONSISTENT_INDEX);
+    const ci = ciBuf ? Number(ciBuf.readBigUInt64BE(0)) : 0;
+    const walDir = cfg.walDir || join(cfg.dataDir, 'member', 'wal');
+    const { wal, entries, hardState, lastIndex } = await Wal.open({ dir: walDir, noSync: cfg.unsafeNoFsync, log }, ci);
+    if (lastIndex < ci) {
+      await wal.close();
+      throw new Error(`the WAL in ${walDir} ends at entry ${lastIndex} but the backend has applied up to ${ci}: the WAL is missing entries; refusing to start`);
+    }
+    const node = new RaftNode({ id: memberId(cfg.initialAdvertisePeerUrls, cfg.initialClusterToken), hardState, lastIndex, applied: ci });
+    node.restoreCommitted(entries);
+    const s = new EtcdServer(cfg, backend, store, alarms, wal, node, hooks);
+    if (entries.length) log(`replaying ${entries.length} WAL entries after index ${ci}`);
+    // Replay, and make the new term and its empty entry durable, before serving.
+    await s.drain();
+    return s;
+  }
+
+  get raftTerm(): number {
+    return this.node.term;
+  }
+  get appliedIndex(): number {
+    return this.node.appliedIndex;
+  }
+  get commitIndex(): number {
+    return this.node.commitIndex;
   }
 
   header(revision = this.store.currentRev): ResponseHeader {
-    return { clusterId: this.clusterId, memberId: this.memberId, revision, raftTerm: this.raftTerm };
+    return { clusterId: this.clusterId, memberId: this.memberId, revision, raftTerm: this.node.term };
   }
 
   members(): Member[] {
@@ -96,77 +149,155 @@ export class EtcdServer {
   // --- KV ---
 
   range(req: RangeRequest): RangeResponse {
-    this.assertOpen();
+    this.assertServing();
     checkRange(req);
-    // One member: every applied write is committed, so serializable and linearizable reads agree.
+    // One member: what is applied is committed, so serializable and linearizable reads agree.
     return this.kv.range(req);
   }
 
   put(req: PutRequest): Promise<PutResponse> {
-    this.assertOpen();
+    this.assertServing();
     checkPut(req);
     this.checkQuota(KV_OVERHEAD + req.key.length + req.value.length);
-    return this.propose(() => this.kv.put(req));
+    return this.propose({ put: req }) as Promise<PutResponse>;
   }
 
   deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
-    this.assertOpen();
+    this.assertServing();
     checkDelete(req);
-    return this.propose(() => this.kv.deleteRange(req));
+    return this.propose({ deleteRange: req }) as Promise<DeleteRangeResponse>;
   }
 
   txn(req: TxnRequest): Promise<TxnResponse> | TxnResponse {
-    this.assertOpen();
+    this.assertServing();
     checkTxn(req, this.cfg.maxTxnOps);
     if (isReadOnly(req)) return this.kv.txn(req); // etcd serves read-only txns without a proposal
     this.checkQuota(txnCost(req));
-    return this.propose(() => this.kv.txn(req));
+    return this.propose({ txn: req }) as Promise<TxnResponse>;
   }
 
   /** Compaction; with physical, answers only once the old revisions are gone from the backend. */
   async compact(revision: number, physical: boolean): Promise<number> {
-    this.assertOpen();
-    let done: Promise<void> | undefined;
-    const rev = await this.propose(() => {
-      const r = this.kv.compact(revision);
-      done = r.done;
-      return r.revision;
-    });
-    if (physical) await done;
-    else done!.catch((err) => console.error(`compaction at ${revision} failed: ${err}`));
-    return rev;
+    this.assertServing();
+    const r = (await this.propose({ compaction: { revision, physical } })) as { revision: number; compacted: Promise<void> };
+    if (physical) await r.compacted;
+    return r.revision;
+  }
+
+  async alarm(req: AlarmRequest): Promise<Alarm[]> {
+    this.assertServing();
+    if (req.action === AlarmAction.GET) {
+      return this.alarms.list().filter((a) => req.alarm === AlarmType.NONE || a.alarm === req.alarm);
+    }
+    return ((await this.propose({ alarm: req })) as { alarms: Alarm[] }).alarms;
   }
 
   // --- write path ---
 
-  /**
-   * Applies a request in order and answers once it is durable. Writes that arrive while one backend
-   * commit runs share the next one (group commit).
-   */
-  private async propose<T>(apply: () => T): Promise<T> {
-    const result = apply();
-    this.appliedIndex++;
-    this.backend.put('meta', META_CONSISTENT_INDEX, u64(this.appliedIndex));
-    await this.backend.commit();
-    return result;
+  private propose(req: InternalRequest): Promise<ApplyResult> {
+    const index = this.node.propose(encodeInternalRequest(req));
+    const done = new Promise<ApplyResult>((resolve, reject) => this.waiters.set(index, { req, resolve, reject }));
+    this.schedule();
+    return done;
+  }
+
+  /** Runs the raft loop soon: requests that arrive in the same turn of the event loop share a batch. */
+  private schedule(): void {
+    if (this.scheduled || this.running) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.drain();
+    });
+  }
+
+  /** Runs the raft loop until nothing is left to persist or apply. */
+  private drain(): Promise<void> {
+    this.running ??= this.loop().finally(() => {
+      this.running = undefined;
+      if (this.node.hasReady() && !this.failed) this.schedule();
+    });
+    return this.running;
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (this.node.hasReady()) {
+        const rd = this.node.ready();
+        // Committed entries are durable already: apply and answer them before the next fdatasync.
+        for (const e of rd.committed) this.applyEntry(e);
+        if (rd.committed.length) this.backendCommitDue();
+        if (rd.entries.length || rd.hardState) await this.wal.append(rd.entries, rd.hardState);
+        this.node.advance(rd);
+      }
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+
+  private applyEntry(e: Entry): void {
+    const w = this.waiters.get(e.index);
+    if (w) this.waiters.delete(e.index);
+    if (e.type === EntryType.EMPTY) return;
+    let req: InternalRequest;
+    try {
+      req = w?.req ?? decodeInternalRequest(e.data);
+    } catch (err) {
+      this.fail(new Error(`cannot decode WAL entry ${e.index}: ${(err as Error).message}`));
+      return;
+    }
+    try {
+      const res = this.applier.apply(req);
+      w?.resolve(res);
+    } catch (err) {
+      w?.reject(err);
+    }
+  }
+
+  /** Commits the backend when the batch is full, or arms the interval timer. */
+  private backendCommitDue(): void {
+    if (this.backend.pendingWrites >= this.cfg.backendBatchLimit) this.commitBackend();
+    else this.commitTimer ??= setTimeout(() => this.commitBackend(), this.cfg.backendBatchIntervalMs);
+  }
+
+  private commitBackend(): Promise<void> {
+    if (this.commitTimer) clearTimeout(this.commitTimer);
+    this.commitTimer = undefined;
+    const p = this.backend.commit();
+    p.catch((err) => this.fail(err));
+    return p;
+  }
+
+  private fail(err: Error): void {
+    if (this.failed) return;
+    this.failed = err;
+    this.log(`fatal: ${err.message}`);
+    for (const w of this.waiters.values()) w.reject(Errors.stopped);
+    this.waiters.clear();
+    this.hooks.onFatal?.(err);
   }
 
   private checkQuota(cost: number): void {
     if (this.alarms.has(AlarmType.NOSPACE)) throw Errors.noSpace;
     if (this.backend.sizeBytes() + cost >= this.quota) {
-      this.alarms.activate(this.memberId, AlarmType.NOSPACE);
+      // Raise the alarm through the log, as etcd does; this request fails at once.
+      void this.propose({ alarm: { action: AlarmAction.ACTIVATE, memberId: this.memberId, alarm: AlarmType.NOSPACE } }).catch(() => {});
       throw Errors.noSpace;
     }
   }
 
-  private assertOpen(): void {
-    if (this.closed) throw Errors.stopped;
+  private assertServing(): void {
+    if (this.closed || this.failed) throw Errors.stopped;
   }
 
+  /** Stops: finishes the entries under way, commits the backend with its consistent index, closes. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.backend.close();
+    while (this.running) await this.running;
+    if (!this.failed) await this.commitBackend().catch(() => {});
+    await this.backend.close().catch(() => {});
+    await this.wal.close().catch(() => {});
   }
 }
 

@@ -19,6 +19,12 @@ export class Backend {
   private failure: Error | undefined;
   /** Number of engine commits done, for stats and tests. */
   commits = 0;
+  /**
+   * Called synchronously just before a batch goes to the engine, so it can add writes that describe
+   * the batch (etcd's consistent index); afterCommit is called, in the same order, once it is durable.
+   */
+  beforeCommit: (() => void) | undefined;
+  afterCommit: (() => void) | undefined;
   /** The engine's size is a stat/readdir away: cache it, refreshed after commits at most this often. */
   private static readonly SIZE_REFRESH_MS = 100;
   private cachedSize = -1;
@@ -75,12 +81,14 @@ export class Backend {
   }
 
   private commitPending(): Promise<void> {
+    this.beforeCommit?.();
     const batch = this.pending;
     this.pending = new Batch();
     this.inflight = batch;
     const done = this.engine.write(batch.ops).then(
       () => {
         this.commits++;
+        this.afterCommit?.();
         if (Date.now() - this.sizeAt >= Backend.SIZE_REFRESH_MS) this.cachedSize = -1;
         if (this.inflight === batch) this.inflight = undefined;
         if (this.inflightDone === done) this.inflightDone = undefined;

@@ -1,0 +1,56 @@
+import { Errors } from '../errors';
+import type { KV } from '../mvcc/kv';
+import type { DeleteRangeResponse, PutResponse, TxnResponse } from '../mvcc/types';
+import { AlarmType, type Alarm, type AlarmStore } from './alarms';
+import type { InternalRequest } from './internal-request';
+
+export const AlarmAction = { GET: 0, ACTIVATE: 1, DEACTIVATE: 2 } as const;
+
+export type ApplyResult =
+  | PutResponse
+  | DeleteRangeResponse
+  | TxnResponse
+  | { revision: number; compacted: Promise<void> }
+  | { alarms: Alarm[] };
+
+/**
+ * Applies committed requests to the state machine (mvcc, alarms), in log order. Deterministic: the
+ * same entries on the same state give the same state, which is what makes WAL replay correct.
+ * Errors it throws are the request's answer (etcd's apply errors); the entry stays applied.
+ */
+export class Applier {
+  constructor(private readonly kv: KV, private readonly alarms: AlarmStore) {}
+
+  apply(r: InternalRequest): ApplyResult {
+    if ('put' in r) {
+      if (this.alarms.has(AlarmType.NOSPACE)) throw Errors.noSpace;
+      return this.kv.put(r.put);
+    }
+    if ('deleteRange' in r) return this.kv.deleteRange(r.deleteRange);
+    if ('txn' in r) {
+      if (this.alarms.has(AlarmType.NOSPACE) && writes(r.txn)) throw Errors.noSpace;
+      return this.kv.txn(r.txn);
+    }
+    if ('compaction' in r) {
+      const { revision, done } = this.kv.compact(r.compaction.revision);
+      return { revision, compacted: done };
+    }
+    const a = r.alarm;
+    switch (a.action) {
+      case AlarmAction.ACTIVATE:
+        if (a.alarm === AlarmType.NONE) return { alarms: [] };
+        return { alarms: [this.alarms.activate(a.memberId, a.alarm)] };
+      case AlarmAction.DEACTIVATE: {
+        const removed = this.alarms.deactivate(a.memberId, a.alarm);
+        return { alarms: removed ? [removed] : [] };
+      }
+      default:
+        return { alarms: this.alarms.list().filter((x) => a.alarm === AlarmType.NONE || x.alarm === a.alarm) };
+    }
+  }
+}
+
+function writes(t: { success: any[]; failure: any[] }): boolean {
+  const w = (ops: any[]): boolean => ops.some((op) => 'put' in op || 'deleteRange' in op || ('txn' in op && writes(op.txn)));
+  return w(t.success) || w(t.failure);
+}
