@@ -239,7 +239,7 @@ export class RawKv {
 
   /** Current store revision (header of a Range on a key nobody writes). */
   async revision(): Promise<number> {
-    const r = await this.range({ key: '\u0000plinth-test-revision-probe', count_only: true });
+    const r = await this.range({ key: Buffer.from('\u0000plinth-test-revision-probe'), count_only: true });
     return Number(r.header.revision);
   }
 
