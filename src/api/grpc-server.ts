@@ -3,8 +3,9 @@ import { GRPC_OVERHEAD_BYTES } from '../server/config';
 import type { EtcdServer } from '../server/etcd-server';
 import { clusterService } from './cluster-service';
 import { kvService } from './kv-service';
+import { maintenanceDataService } from './maintenance-data-service';
 import { maintenanceService } from './maintenance-service';
-import { guardUnary, serviceDefinition } from './proto';
+import { guard, serviceDefinition } from './proto';
 
 /** The gRPC front of a server: etcd's services on the given listen URLs (plain http only for now). */
 export async function startGrpc(s: EtcdServer, urls: URL[]): Promise<{ server: grpc.Server; ports: number[] }> {
@@ -16,9 +17,9 @@ export async function startGrpc(s: EtcdServer, urls: URL[]): Promise<{ server: g
     'grpc.max_send_message_length': -1,
   });
   const add = (pkg: string, svc: string, impl: grpc.UntypedServiceImplementation) =>
-    server.addService(serviceDefinition(pkg, svc, maxRecv), guardUnary(impl));
+    server.addService(serviceDefinition(pkg, svc, maxRecv), guard(impl));
   add('etcdserverpb', 'KV', kvService(s));
-  add('etcdserverpb', 'Maintenance', maintenanceService(s));
+  add('etcdserverpb', 'Maintenance', { ...maintenanceService(s), ...maintenanceDataService(s) });
   add('etcdserverpb', 'Cluster', clusterService(s));
   // Services not built yet are registered empty, so every call gets gRPC's UNIMPLEMENTED status.
   for (const svc of ['Watch', 'Lease', 'Auth']) add('etcdserverpb', svc, {});

@@ -16,8 +16,9 @@ export function kvService(s: EtcdServer): grpc.UntypedServiceImplementation {
   return {
     Range(call: Call, cb: Cb) {
       answer(cb, () => {
-        const r = s.range(c.rangeRequest(call.request));
-        return c.rangeResponse(r, c.header(s.header(r.revision)));
+        const out = s.range(c.rangeRequest(call.request));
+        const encode = (r: Awaited<typeof out>) => c.rangeResponse(r, c.header(s.header(r.revision)));
+        return out instanceof Promise ? out.then(encode) : encode(out);
       });
     },
     Put(call: Call, cb: Cb) {

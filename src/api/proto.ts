@@ -63,14 +63,15 @@ export function serviceDefinition(pkg: string, service: string, maxRecvBytes: nu
   return def as grpc.ServiceDefinition;
 }
 
-/** Wraps unary handlers so that a request refused by the decoder is answered with its status. */
-export function guardUnary(impl: grpc.UntypedServiceImplementation): grpc.UntypedServiceImplementation {
+/** Wraps handlers so that a request refused by the decoder is answered with its status. */
+export function guard(impl: grpc.UntypedServiceImplementation): grpc.UntypedServiceImplementation {
   const out: grpc.UntypedServiceImplementation = {};
   for (const [name, handler] of Object.entries(impl)) {
     out[name] = ((call: any, cb: any) => {
       const invalid = call.request?.[INVALID] as Invalid | undefined;
-      if (invalid) cb(invalid);
-      else (handler as Function)(call, cb);
+      if (!invalid) (handler as Function)(call, cb);
+      else if (cb) cb(invalid); // unary
+      else call.emit('error', invalid); // server streaming
     }) as any;
   }
   return out;

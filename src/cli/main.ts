@@ -1,12 +1,15 @@
 import { startGrpc } from '../api/grpc-server';
 import { ETCD_COMPAT_VERSION } from '../server/config';
 import { EtcdServer } from '../server/etcd-server';
+import { restoreSnapshot } from '../server/snapshot';
+import { ENGINE_KINDS, type EngineKind } from '../storage';
 import { parseArgs, usage, UsageError, type Command } from './flags';
 
 const PLINTH_VERSION: string = require('../../../package.json').version;
 
 /** The `plinth` command. */
 export async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'snapshot') return snapshotCommand(argv.slice(1));
   let cmd: Command;
   try {
     cmd = parseArgs(argv, process.env);
@@ -54,4 +57,48 @@ export async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+const SNAPSHOT_USAGE = `Usage: plinth snapshot restore FILE --data-dir DIR [--backend lmdb|leveldb|memory] [--skip-hash-check]
+
+Turns a snapshot taken with 'etcdctl snapshot save' from a Plinth member into a new data dir.
+Start a member on it with: plinth --data-dir DIR --backend <same or another engine>`;
+
+async function snapshotCommand(argv: string[]): Promise<void> {
+  const fail = (msg: string): never => {
+    process.stderr.write(`plinth snapshot: ${msg}\n${SNAPSHOT_USAGE}\n`);
+    process.exit(2);
+  };
+  if (argv[0] === '--help' || argv[0] === '-h') {
+    process.stdout.write(SNAPSHOT_USAGE + '\n');
+    return;
+  }
+  if (argv[0] !== 'restore') fail(`unknown subcommand "${argv[0] ?? ''}"`);
+  let file: string | undefined;
+  let dataDir: string | undefined;
+  let backend: EngineKind = 'lmdb';
+  let skipHashCheck = false;
+  for (let i = 1; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split(/=(.*)/s, 2);
+    const value = () => inline ?? argv[++i] ?? fail(`flag needs an argument: ${flag}`);
+    if (flag === '--data-dir') dataDir = value();
+    else if (flag === '--backend') {
+      const v = value();
+      if (!ENGINE_KINDS.includes(v as EngineKind)) fail(`invalid value "${v}" for flag --backend`);
+      backend = v as EngineKind;
+    } else if (flag === '--skip-hash-check') skipHashCheck = inline === undefined || inline === 'true';
+    else if (flag.startsWith('-')) fail(`unknown flag: ${flag}`);
+    else if (!file) file = flag;
+    else fail(`unexpected argument "${flag}"`);
+  }
+  if (!file) fail('no snapshot file given');
+  if (!dataDir) fail('--data-dir is required');
+  if (backend === 'memory') fail('the memory engine keeps nothing on disk: restore onto lmdb or leveldb');
+  try {
+    const { entries } = await restoreSnapshot(file!, dataDir!, backend, { skipHashCheck });
+    process.stderr.write(`restored snapshot ${file} into ${dataDir} (${backend}, ${entries} entries)\n`);
+  } catch (err) {
+    process.stderr.write(`plinth snapshot: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
 }

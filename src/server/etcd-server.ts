@@ -14,6 +14,7 @@ import { AlarmStore, AlarmType, type Alarm } from './alarms';
 import { AlarmAction, Applier, type ApplyResult } from './applier';
 import { effectiveQuota, type ServerConfig } from './config';
 import { clusterId, memberId } from './identity';
+import { takeSnapshot, type SnapshotData } from './snapshot';
 import { decodeInternalRequest, encodeInternalRequest, type AlarmRequest, type InternalRequest } from './internal-request';
 import { checkDelete, checkPut, checkRange, checkTxn } from './validate';
 
@@ -67,6 +68,8 @@ export class EtcdServer {
   private readonly committing: number[] = [];
   private closed = false;
   private failed: Error | undefined;
+  /** Set while the backend engine is being swapped (defragment): nothing may read it meanwhile. */
+  private gate: Promise<void> | undefined;
   private readonly quota: number;
   private readonly log: (msg: string) => void;
 
@@ -148,7 +151,8 @@ export class EtcdServer {
 
   // --- KV ---
 
-  range(req: RangeRequest): RangeResponse {
+  range(req: RangeRequest): RangeResponse | Promise<RangeResponse> {
+    if (this.gate) return this.gate.then(() => this.range(req));
     this.assertServing();
     checkRange(req);
     // One member: what is applied is committed, so serializable and linearizable reads agree.
@@ -169,6 +173,7 @@ export class EtcdServer {
   }
 
   txn(req: TxnRequest): Promise<TxnResponse> | TxnResponse {
+    if (this.gate) return this.gate.then(() => this.txn(req));
     this.assertServing();
     checkTxn(req, this.cfg.maxTxnOps);
     if (isReadOnly(req)) return this.kv.txn(req); // etcd serves read-only txns without a proposal
@@ -190,6 +195,27 @@ export class EtcdServer {
       return this.alarms.list().filter((a) => req.alarm === AlarmType.NONE || a.alarm === req.alarm);
     }
     return ((await this.propose({ alarm: req })) as { alarms: Alarm[] }).alarms;
+  }
+
+  // --- maintenance ---
+
+  /** Gives the backend's free space back; reads and applies wait meanwhile, as etcd's defrag blocks. */
+  defragment(): Promise<void> {
+    this.assertServing();
+    this.gate ??= this.backend.defragment().finally(() => (this.gate = undefined));
+    return this.gate;
+  }
+
+  /** A consistent dump of the backend (see snapshot.ts). */
+  async snapshot(): Promise<SnapshotData> {
+    this.assertServing();
+    if (this.gate) await this.gate;
+    return takeSnapshot(this.backend);
+  }
+
+  /** Waits out a defragment, for callers that read the engine directly (status). */
+  async ready(): Promise<void> {
+    while (this.gate) await this.gate;
   }
 
   // --- write path ---
@@ -223,6 +249,7 @@ export class EtcdServer {
   private async loop(): Promise<void> {
     try {
       while (this.node.hasReady()) {
+        while (this.gate) await this.gate;
         const rd = this.node.ready();
         // Committed entries are durable already: apply and answer them before the next fdatasync.
         for (const e of rd.committed) this.applyEntry(e);

@@ -1,4 +1,4 @@
-import type { Bucket, Engine, EngineKind, WriteOp } from './engine';
+import { BUCKETS, type Bucket, type Engine, type EngineKind, type WriteOp } from './engine';
 
 /**
  * Backend = an Engine plus a write buffer, as etcd's backend is bbolt plus its batch tx buffer.
@@ -59,9 +59,13 @@ export class Backend {
     return this.pending.ops.length + (this.inflight?.ops.length ?? 0);
   }
 
+  /** While set, commits wait: the engine must not change (defragment, consistent dump). */
+  private hold: Promise<void> | undefined;
+
   /** Resolves once every write made before the call is durable. */
   commit(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
+    if (this.hold) return this.hold.then(() => this.commit());
     if (this.inflightDone) {
       if (this.pending.ops.length === 0) return this.inflightDone;
       this.queued ??= this.inflightDone.then(
@@ -110,6 +114,38 @@ export class Backend {
   async scan(bucket: Bucket, start: Buffer, end: Buffer | undefined, visit: (k: Buffer, v: Buffer) => boolean | void): Promise<void> {
     await this.commit();
     await this.engine.scan(bucket, start, end, visit);
+  }
+
+  /**
+   * Runs fn with everything committed and commits held back, so the engine does not change under it.
+   * Reads through the buffer go on meanwhile (unless fn closes the engine: see defragment).
+   */
+  private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.hold) await this.hold;
+    await this.commit();
+    let release!: () => void;
+    this.hold = new Promise<void>((r) => (release = r));
+    try {
+      return await fn();
+    } finally {
+      this.hold = undefined;
+      release();
+    }
+  }
+
+  /** Defragments the engine. The caller must keep every read away until it resolves. */
+  defragment(): Promise<void> {
+    return this.exclusive(async () => {
+      await this.engine.defragment();
+      this.cachedSize = -1;
+    });
+  }
+
+  /** Visits every bucket's committed entries, all from one consistent state (for snapshots). */
+  dump(visit: (bucket: Bucket, key: Buffer, value: Buffer) => void): Promise<void> {
+    return this.exclusive(async () => {
+      for (const bucket of BUCKETS) await this.engine.scan(bucket, Buffer.alloc(0), undefined, (k, v) => visit(bucket, k, v));
+    });
   }
 
   /** The engine's size in bytes, as of a recent commit (cheap enough for every request's quota check). */

@@ -83,6 +83,11 @@ export class LevelDbEngine implements Engine {
     return this.sizeBytes();
   }
 
+  async defragment(): Promise<void> {
+    // A full compaction rewrites the tables without deleted entries.
+    await this.db.compactRange(Buffer.from([0]), Buffer.from([0xff]));
+  }
+
   async close(): Promise<void> {
     await this.db.close();
   }

@@ -1,4 +1,4 @@
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { BUCKETS, type Bucket, type Engine, type EngineOptions, type WriteOp } from './engine';
@@ -6,20 +6,26 @@ import { BUCKETS, type Bucket, type Engine, type EngineOptions, type WriteOp } f
 /** LMDB through lmdb-js: synchronous mmap reads, writes committed (and fsynced) on lmdb-js's write thread. */
 export class LmdbEngine implements Engine {
   readonly kind = 'lmdb' as const;
-  private readonly root: RootDatabase<Buffer, Buffer>;
+  private root!: RootDatabase<Buffer, Buffer>;
   private readonly dbs = new Map<Bucket, Database<Buffer, Buffer>>();
   private readonly file: string;
+  private readonly noSync: boolean;
 
   constructor(opts: EngineOptions) {
     mkdirSync(opts.dir, { recursive: true });
     this.file = join(opts.dir, 'plinth.mdb');
+    this.noSync = opts.noSync ?? false;
+    this.openEnv();
+  }
+
+  private openEnv(): void {
     this.root = open<Buffer, Buffer>({
       path: this.file,
       maxDbs: BUCKETS.length + 2,
       encoding: 'binary',
       keyEncoding: 'binary',
       cache: false,
-      noSync: opts.noSync ?? false,
+      noSync: this.noSync,
       // Resolve write promises only once the commit is flushed: acknowledged means durable.
       overlappingSync: false,
     });
@@ -70,6 +76,16 @@ export class LmdbEngine implements Engine {
       pageSize = st.pageSize;
     }
     return Math.min(pages * pageSize, this.sizeBytes());
+  }
+
+  /** A compacting copy of the environment replaces it: LMDB files never shrink in place. */
+  async defragment(): Promise<void> {
+    const tmp = `${this.file}.defrag`;
+    rmSync(tmp, { force: true });
+    await this.root.backup(tmp, true);
+    await this.root.close();
+    renameSync(tmp, this.file);
+    this.openEnv();
   }
 
   async close(): Promise<void> {

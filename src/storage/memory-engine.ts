@@ -53,6 +53,10 @@ export class MemoryEngine implements Engine {
     return this.bytes;
   }
 
+  async defragment(): Promise<void> {
+    // Nothing to give back: deleted entries are gone from the maps already.
+  }
+
   async close(): Promise<void> {
     this.closed = true;
   }

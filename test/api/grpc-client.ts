@@ -97,6 +97,10 @@ export interface RangeRequest {
   serializable?: boolean;
   keys_only?: boolean;
   count_only?: boolean;
+  min_mod_revision?: Int64;
+  max_mod_revision?: Int64;
+  min_create_revision?: Int64;
+  max_create_revision?: Int64;
 }
 export interface RangeResponse {
   header: ResponseHeader;

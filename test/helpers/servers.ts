@@ -78,7 +78,7 @@ function probe(endpoint: string): Promise<boolean> {
   });
 }
 
-function makeStop(proc: ChildProcess, dataDir: string, parent: string) {
+function makeStop(proc: ChildProcess, dataDir: string, removable: string) {
   return async (opts: { keepData?: boolean; signal?: NodeJS.Signals } = {}) => {
     if (proc.exitCode === null && proc.signalCode === null) {
       const exited = new Promise<void>((r) => proc.once('exit', () => r()));
@@ -87,7 +87,7 @@ function makeStop(proc: ChildProcess, dataDir: string, parent: string) {
       await exited;
       clearTimeout(t);
     }
-    if (!opts.keepData) rmSync(parent, { recursive: true, force: true });
+    if (!opts.keepData) rmSync(removable, { recursive: true, force: true });
   };
 }
 
@@ -174,7 +174,8 @@ async function startPlinthOnce(opts: PlinthOptions): Promise<RunningServer> {
   proc.stdout!.on('data', (d) => (out = (out + d).slice(-4000)));
   proc.stderr!.on('data', (d) => (out = (out + d).slice(-4000)));
   const endpoint = `127.0.0.1:${port}`;
-  const stop = makeStop(proc, dataDir, parent);
+  // Remove only what we created: the temp parent, or just the caller's data dir.
+  const stop = makeStop(proc, dataDir, opts.dataDir ? dataDir : parent);
   try {
     // Its own "serving" line, not a TCP probe: another process may hold the port we were given.
     await waitFor(() => out.includes(' serving '), proc, () => out);

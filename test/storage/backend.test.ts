@@ -71,6 +71,7 @@ class GatedEngine implements Engine {
   sizeBytes = () => this.inner.sizeBytes();
   sizeInUseBytes = () => this.inner.sizeInUseBytes();
   close = () => this.inner.close();
+  defragment = () => this.inner.defragment();
   write(ops: readonly WriteOp[]): Promise<void> {
     this.writes.push([...ops]);
     return new Promise((r) => this.release.push(() => this.inner.write(ops).then(r)));

@@ -1,0 +1,39 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { EtcdServer } from '../server/etcd-server';
+import * as c from '../wire/convert';
+import { answer, toServiceError } from './errors';
+
+/** etcd sends snapshots in messages of this size (maintenance.go snapshotSendBufferSize). */
+const SEND_BYTES = 32 * 1024;
+
+/** Maintenance's Defragment and Snapshot: the calls that move the whole backend. */
+export function maintenanceDataService(s: EtcdServer): grpc.UntypedServiceImplementation {
+  return {
+    Defragment(_call: grpc.ServerUnaryCall<any, any>, cb: grpc.sendUnaryData<any>) {
+      answer(cb, () => s.defragment().then(() => ({ header: c.header(s.header()) })));
+    },
+
+    Snapshot(call: grpc.ServerWritableStream<any, any>) {
+      void (async () => {
+        try {
+          const snap = await s.snapshot();
+          let sent = 0;
+          const header = c.header(s.header());
+          for (const chunk of snap.chunks) {
+            for (let off = 0; off < chunk.length && !call.cancelled; off += SEND_BYTES) {
+              const blob = chunk.subarray(off, off + SEND_BYTES);
+              sent += blob.length;
+              // Respect the client's pace: wait for 'drain' when grpc-js's buffer is full.
+              if (!call.write({ header, remainingBytes: snap.size - sent, blob })) await new Promise((r) => call.once('drain', r));
+            }
+          }
+          // The sha256 of the whole snapshot, last, as etcd sends it.
+          if (!call.cancelled) call.write({ header, remainingBytes: 0, blob: snap.sha256 });
+          call.end();
+        } catch (err) {
+          call.emit('error', toServiceError(err));
+        }
+      })();
+    },
+  };
+}
