@@ -3,6 +3,7 @@ import { Errors } from '../errors';
 import { AlarmType } from '../server/alarms';
 import { AlarmAction } from '../server/applier';
 import { ETCD_COMPAT_VERSION } from '../server/config';
+import { hashBackend, hashKV } from '../mvcc/hash';
 import type { EtcdServer } from '../server/etcd-server';
 import * as c from '../wire/convert';
 import { answer } from './errors';
@@ -11,13 +12,15 @@ type Call = grpc.ServerUnaryCall<any, any>;
 type Cb = grpc.sendUnaryData<any>;
 
 /**
- * etcdserverpb.Maintenance: Status and Alarm. Defragment, Hash, HashKV, Snapshot and MoveLeader are
- * not registered yet, so gRPC answers UNIMPLEMENTED for them.
+ * etcdserverpb.Maintenance: Status, Alarm, Hash and HashKV (Defragment and Snapshot are in
+ * maintenance-data-service.ts). MoveLeader needs raft peers and is not registered yet: gRPC answers
+ * UNIMPLEMENTED for it.
  */
 export function maintenanceService(s: EtcdServer): grpc.UntypedServiceImplementation {
   return {
     Status(_call: Call, cb: Cb) {
-      answer(cb, () => ({
+      // The engine's stats are unavailable while a defragment swaps it.
+      answer(cb, () => s.ready().then(() => ({
         header: c.header(s.header()),
         version: ETCD_COMPAT_VERSION,
         dbSize: s.backend.sizeBytes(),
@@ -28,7 +31,7 @@ export function maintenanceService(s: EtcdServer): grpc.UntypedServiceImplementa
         raftAppliedIndex: s.appliedIndex,
         errors: s.alarms.list().map((a) => `memberID:${a.memberId} alarm:${alarmName(a.alarm)} `),
         isLearner: false,
-      }));
+      })));
     },
     Alarm(call: Call, cb: Cb) {
       answer(cb, () => {
@@ -40,6 +43,21 @@ export function maintenanceService(s: EtcdServer): grpc.UntypedServiceImplementa
           header: c.header(s.header()),
           alarms: alarms.map((a) => ({ memberID: a.memberId.toString(), alarm: a.alarm })),
         }));
+      });
+    },
+    Hash(_call: Call, cb: Cb) {
+      answer(cb, async () => {
+        await s.ready();
+        const hash = await hashBackend(s.backend);
+        // As etcd: the revision is read once the hash is done.
+        return { header: c.header(s.header(s.store.currentRev)), hash };
+      });
+    },
+    HashKV(call: Call, cb: Cb) {
+      answer(cb, async () => {
+        await s.ready();
+        const r = await hashKV(s.store, Number(call.request.revision ?? 0));
+        return { header: c.header(s.header(r.revision)), hash: r.hash, compactRevision: r.compactRevision };
       });
     },
   };

@@ -61,6 +61,7 @@ export const FLAGS: FlagSpec[] = [
   { name: 'name', etcd: true, help: 'Human-readable name for this member.', apply: (c, v) => (c.name = v) },
   { name: 'data-dir', etcd: true, help: 'Path to the data directory (any placement: disk, NVMe, tmpfs).', apply: (c, v) => (c.dataDir = v) },
   { name: 'wal-dir', etcd: true, help: 'Path to the dedicated WAL directory (default <data-dir>/member/wal).', apply: (c, v) => (c.walDir = v) },
+  { name: 'wal-segment-bytes', etcd: false, help: 'Size of each preallocated WAL segment file (default 64 MiB, as etcd).', apply: (c, v) => (c.walSegmentBytes = int('wal-segment-bytes', v, 64 * 1024)) },
   { name: 'backend-batch-limit', etcd: true, help: 'Maximum writes in one backend commit (default 10000).', apply: (c, v) => (c.backendBatchLimit = int('backend-batch-limit', v, 1)) },
   { name: 'backend-batch-interval', etcd: true, help: 'Maximum time between backend commits (default 100ms).', apply: (c, v) => (c.backendBatchIntervalMs = parseDuration('backend-batch-interval', v)) },
   {

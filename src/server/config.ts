@@ -6,6 +6,8 @@ export interface ServerConfig {
   dataDir: string;
   /** Where the WAL lives; '' = <data-dir>/member/wal (etcd's --wal-dir). */
   walDir: string;
+  /** WAL segment size (etcd's is fixed at 64 MiB; smaller suits small tmpfs placements). */
+  walSegmentBytes: number;
   backend: EngineKind;
   listenClientUrls: URL[];
   advertiseClientUrls: string[];
@@ -38,6 +40,7 @@ export function defaultConfig(): ServerConfig {
     name: 'default',
     dataDir: 'data',
     walDir: '',
+    walSegmentBytes: 64 * 1024 * 1024,
     backend: 'lmdb',
     listenClientUrls: [new URL('http://127.0.0.1:2379')],
     advertiseClientUrls: ['http://127.0.0.1:2379'],

@@ -93,11 +93,11 @@ export class EtcdServer {
       backend.put('meta', META_CONSISTENT_INDEX, u64(ci));
       this.committing.push(ci);
     };
-    backend.afterCommit = () => {
+    backend.afterCommit = (ok) => {
       const ci = this.committing.shift()!;
       // The backend has everything up to ci durably: older WAL segments are no longer needed. The
       // memory engine keeps nothing across a restart, so its WAL is kept whole and replayed.
-      if (backend.kind !== 'memory') void this.wal.releaseTo(ci).catch((err) => this.fail(err));
+      if (ok && backend.kind !== 'memory') void this.wal.releaseTo(ci).catch((err) => this.fail(err));
     };
   }
 
@@ -111,14 +111,25 @@ export class EtcdServer {
     const ciBuf = backend.get('meta', META_CONSISTENT_INDEX);
     const ci = ciBuf ? Number(ciBuf.readBigUInt64BE(0)) : 0;
     const walDir = cfg.walDir || join(cfg.dataDir, 'member', 'wal');
-    const { wal, entries, hardState, lastIndex } = await Wal.open({ dir: walDir, noSync: cfg.unsafeNoFsync, log }, ci);
+    let server: EtcdServer | undefined;
+    const { wal, entries, hardState, lastIndex } = await Wal.open(
+      {
+        dir: walDir,
+        noSync: cfg.unsafeNoFsync,
+        segmentBytes: cfg.walSegmentBytes,
+        log,
+        // The disk cannot hold the next WAL segment: stop writes (NOSPACE) before the log needs it.
+        onSpaceProblem: (err) => err && server?.raiseNoSpace(),
+      },
+      ci,
+    );
     if (lastIndex < ci) {
       await wal.close();
       throw new Error(`the WAL in ${walDir} ends at entry ${lastIndex} but the backend has applied up to ${ci}: the WAL is missing entries; refusing to start`);
     }
     const node = new RaftNode({ id: memberId(cfg.initialAdvertisePeerUrls, cfg.initialClusterToken), hardState, lastIndex, applied: ci });
     node.restoreCommitted(entries);
-    const s = new EtcdServer(cfg, backend, store, alarms, wal, node, hooks);
+    const s = (server = new EtcdServer(cfg, backend, store, alarms, wal, node, hooks));
     if (entries.length) log(`replaying ${entries.length} WAL entries after index ${ci}`);
     // Replay, and make the new term and its empty entry durable, before serving.
     await s.drain();
@@ -291,9 +302,33 @@ export class EtcdServer {
     if (this.commitTimer) clearTimeout(this.commitTimer);
     this.commitTimer = undefined;
     const p = this.backend.commit();
-    p.catch((err) => this.fail(err));
+    p.then(
+      () => (this.commitRetryMs = 0),
+      (err: Error) => {
+        if (!isNoSpace(err)) return this.fail(err);
+        // A full disk: the applied writes stay in the backend's buffer (and in the WAL); refuse new
+        // writes and try again, more slowly each time, until space is freed.
+        this.raiseNoSpace();
+        this.commitRetryMs = Math.min(Math.max(2 * this.commitRetryMs, 100), 2000);
+        if (this.commitRetryMs === 100 || this.commitRetryMs === 2000) this.log(`backend commit failed (${err.message}); retrying every ${this.commitRetryMs} ms`);
+        if (!this.closed) this.commitTimer ??= setTimeout(() => this.commitBackend(), this.commitRetryMs);
+      },
+    );
     return p;
   }
+
+  private commitRetryMs = 0;
+
+  /** Raises the NOSPACE alarm through the log, once. */
+  raiseNoSpace(): void {
+    if (this.closed || this.failed || this.alarms.has(AlarmType.NOSPACE) || this.raisingNoSpace) return;
+    this.raisingNoSpace = true;
+    this.propose({ alarm: { action: AlarmAction.ACTIVATE, memberId: this.memberId, alarm: AlarmType.NOSPACE } })
+      .catch(() => {})
+      .finally(() => (this.raisingNoSpace = false));
+  }
+
+  private raisingNoSpace = false;
 
   private fail(err: Error): void {
     if (this.failed) return;
@@ -308,7 +343,7 @@ export class EtcdServer {
     if (this.alarms.has(AlarmType.NOSPACE)) throw Errors.noSpace;
     if (this.backend.sizeBytes() + cost >= this.quota) {
       // Raise the alarm through the log, as etcd does; this request fails at once.
-      void this.propose({ alarm: { action: AlarmAction.ACTIVATE, memberId: this.memberId, alarm: AlarmType.NOSPACE } }).catch(() => {});
+      this.raiseNoSpace();
       throw Errors.noSpace;
     }
   }
@@ -322,10 +357,15 @@ export class EtcdServer {
     if (this.closed) return;
     this.closed = true;
     while (this.running) await this.running;
-    if (!this.failed) await this.commitBackend().catch(() => {});
+    if (this.commitTimer) clearTimeout(this.commitTimer);
+    if (!this.failed) await this.backend.commit().catch((err) => this.log(`final backend commit failed (${err.message}); the WAL keeps those writes`));
     await this.backend.close().catch(() => {});
     await this.wal.close().catch(() => {});
   }
+}
+
+function isNoSpace(err: Error): boolean {
+  return (err as { code?: string }).code === 'ENOSPC' || /no space left|ENOSPC|MDB_MAP_FULL/i.test(err.message);
 }
 
 function u64(n: number): Buffer {

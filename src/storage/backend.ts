@@ -16,7 +16,6 @@ export class Backend {
   private inflightDone: Promise<void> | undefined;
   /** The commit queued behind the in-flight one; every caller that arrives meanwhile shares it. */
   private queued: Promise<void> | undefined;
-  private failure: Error | undefined;
   /** Number of engine commits done, for stats and tests. */
   commits = 0;
   /**
@@ -24,7 +23,9 @@ export class Backend {
    * the batch (etcd's consistent index); afterCommit is called, in the same order, once it is durable.
    */
   beforeCommit: (() => void) | undefined;
-  afterCommit: (() => void) | undefined;
+  afterCommit: ((ok: boolean) => void) | undefined;
+  /** The last engine commit failed: the next one first lets the engine recover (e.g. reopen). */
+  private recoverFirst = false;
   /** The engine's size is a stat/readdir away: cache it, refreshed after commits at most this often. */
   private static readonly SIZE_REFRESH_MS = 100;
   private cachedSize = -1;
@@ -64,7 +65,6 @@ export class Backend {
 
   /** Resolves once every write made before the call is durable. */
   commit(): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
     if (this.hold) return this.hold.then(() => this.commit());
     if (this.inflightDone) {
       if (this.pending.ops.length === 0) return this.inflightDone;
@@ -89,18 +89,29 @@ export class Backend {
     const batch = this.pending;
     this.pending = new Batch();
     this.inflight = batch;
-    const done = this.engine.write(batch.ops).then(
+    const engine = this.engine;
+    const write = this.recoverFirst && engine.recover ? engine.recover().then(() => engine.write(batch.ops)) : engine.write(batch.ops);
+    const done = write.then(
       () => {
         this.commits++;
-        this.afterCommit?.();
+        this.recoverFirst = false;
         if (Date.now() - this.sizeAt >= Backend.SIZE_REFRESH_MS) this.cachedSize = -1;
         if (this.inflight === batch) this.inflight = undefined;
         if (this.inflightDone === done) this.inflightDone = undefined;
+        this.afterCommit?.(true);
       },
       (err: Error) => {
-        // A failed commit leaves applied state that is not durable; nothing after it may be acked.
-        this.failure = new Error(`backend commit failed: ${err.message}`);
-        throw this.failure;
+        // The engine refused the batch (a full disk, say). Nothing is lost: the batch goes back in
+        // front of what came since, still readable, and the next commit tries again.
+        const merged = new Batch();
+        for (const op of batch.ops) merged.add(op.bucket, op.key, op.value);
+        for (const op of this.pending.ops) merged.add(op.bucket, op.key, op.value);
+        this.pending = merged;
+        if (this.inflight === batch) this.inflight = undefined;
+        if (this.inflightDone === done) this.inflightDone = undefined;
+        this.recoverFirst = true;
+        this.afterCommit?.(false);
+        throw err;
       },
     );
     this.inflightDone = done;

@@ -27,6 +27,8 @@ export interface Engine {
   sizeBytes(): number;
   /** Bytes in use by live data (≤ sizeBytes); the difference is what defragment could give back. */
   sizeInUseBytes(): number;
+  /** After a failed write: makes the engine writable again (LevelDB refuses all writes after one fails). */
+  recover?(): Promise<void>;
   /** Gives free space back to the file system; no reads or writes may run meanwhile. */
   defragment(): Promise<void>;
   close(): Promise<void>;

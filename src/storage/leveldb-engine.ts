@@ -1,7 +1,11 @@
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { BUCKETS, type Bucket, type Engine, type EngineOptions, type WriteOp } from './engine';
+
+/** Free space needed before reopening after a failed write (a new log file and a compaction's output). */
+const RECOVER_FREE_BYTES = 8 * 1024 * 1024;
 
 // One keyspace; each bucket is a one-byte prefix (cheaper than sublevels' string prefixes).
 const PREFIX = new Map<Bucket, number>(BUCKETS.map((b, i) => [b, i + 1]));
@@ -81,6 +85,19 @@ export class LevelDbEngine implements Engine {
   sizeInUseBytes(): number {
     // LevelDB reclaims space itself by compaction; what is on disk is what is in use.
     return this.sizeBytes();
+  }
+
+  /**
+   * LevelDB keeps a failed write's error and refuses every later write: reopen to clear it. Opening
+   * writes new files, so wait until the disk has room; meanwhile the open database still serves reads.
+   */
+  async recover(): Promise<void> {
+    const st = await statfs(this.dir);
+    if (st.bavail * st.bsize < RECOVER_FREE_BYTES) {
+      throw Object.assign(new Error(`ENOSPC: no space left on device (${this.dir}); LevelDB reopens once ${RECOVER_FREE_BYTES >> 20} MiB are free`), { code: 'ENOSPC' });
+    }
+    await this.db.close();
+    await this.db.open();
   }
 
   async defragment(): Promise<void> {

@@ -14,6 +14,8 @@ export interface RunningServer {
   pid: number;
   dataDir: string;
   proc: ChildProcess;
+  /** The last few KB of the server's output. */
+  logs(): string;
   /** Stops the process (TERM, then KILL) and removes its data dir unless keepData. */
   stop(opts?: { keepData?: boolean; signal?: NodeJS.Signals }): Promise<void>;
 }
@@ -140,7 +142,7 @@ async function startEtcdOnce(extraArgs: string[]): Promise<RunningServer> {
     await stop();
     throw err;
   }
-  return { kind: 'etcd', endpoint, url, port, pid: proc.pid!, dataDir, proc, stop };
+  return { kind: 'etcd', endpoint, url, port, pid: proc.pid!, dataDir, proc, stop, logs: () => out };
 }
 
 export interface PlinthOptions {
@@ -185,7 +187,7 @@ async function startPlinthOnce(opts: PlinthOptions): Promise<RunningServer> {
     throw err;
   }
   return {
-    kind: 'plinth', endpoint, url, port, pid: proc.pid!, dataDir, proc,
+    kind: 'plinth', endpoint, url, port, pid: proc.pid!, dataDir, proc, logs: () => out,
     // A caller-provided data dir is the caller's to remove.
     stop: (o = {}) => stop({ ...o, keepData: o.keepData ?? !!opts.dataDir }),
   };

@@ -106,14 +106,26 @@ describe('backend group commit', () => {
     expect(engine.inner.get('key', b('3'))).toEqual(b('c'));
   });
 
-  it('resolves at once when nothing is pending, and fails every later commit after an engine failure', async () => {
+  it('keeps a batch the engine refused, readable, and commits it on the next try', async () => {
     const engine = new MemoryEngine();
     const backend = new Backend(engine);
+    await backend.commit(); // nothing pending: resolves at once
+    const write = engine.write.bind(engine);
+    let full = true;
+    engine.write = (ops) => (full ? Promise.reject(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })) : write(ops));
+    const outcomes: boolean[] = [];
+    backend.afterCommit = (ok) => outcomes.push(ok);
+    backend.put('key', b('x'), b('1'));
+    await expect(backend.commit()).rejects.toThrow(/no space left/);
+    backend.put('key', b('y'), b('2'));
+    backend.put('key', b('x'), b('3')); // a later write of the same key wins
+    expect(backend.get('key', b('x'))).toEqual(b('3'));
+    expect(backend.get('key', b('y'))).toEqual(b('2'));
+    expect(engine.get('key', b('x'))).toBeUndefined();
+    full = false;
     await backend.commit();
-    engine.write = () => Promise.reject(new Error('disk on fire'));
-    backend.put('key', b('x'), b('y'));
-    await expect(backend.commit()).rejects.toThrow(/disk on fire/);
-    backend.put('key', b('z'), b('w'));
-    await expect(backend.commit()).rejects.toThrow(/backend commit failed/);
+    expect(engine.get('key', b('x'))).toEqual(b('3'));
+    expect(engine.get('key', b('y'))).toEqual(b('2'));
+    expect(outcomes).toEqual([false, true]);
   });
 });

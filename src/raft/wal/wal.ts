@@ -1,5 +1,7 @@
 import { promises as fs, constants as fsc } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { EntryType, type Entry, type HardState } from '../entry';
 import { readRecord, RecordKind, recordSize, validRecordAfter, writeRecord } from './record';
 
@@ -8,6 +10,8 @@ import { readRecord, RecordKind, recordSize, validRecordAfter, writeRecord } fro
 // <seq>-<first index>.wal (hex), preallocated, and start with the hard state. At open, a torn or
 // corrupt tail of the last segment is cut off with a log line; damage with valid records after it
 // is corruption in the middle, and opening fails.
+
+const execFileAsync = promisify(execFile);
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 /** Every segment starts with a hard-state record. */
@@ -19,9 +23,17 @@ export interface WalOptions {
   /** Skip fdatasync (etcd's --unsafe-no-fsync). */
   noSync?: boolean;
   log?: (msg: string) => void;
+  /**
+   * The next segment could not be reserved (the disk is full): appends go on in the current segment's
+   * reserved space, but the log will need a new segment. Called again with undefined once it is reserved.
+   */
+  onSpaceProblem?: (err: Error | undefined) => void;
 }
 
 export class WalCorruptError extends Error {}
+
+/** How often to try again to reserve the next segment after the disk was full. */
+const RESERVE_RETRY_MS = 1000;
 
 interface Segment {
   seq: number;
@@ -55,6 +67,10 @@ export class Wal {
   private readonly log: (msg: string) => void;
   /** The next segment, preallocated in the background so a cut does not wait for it. */
   private prepared: Promise<string> | undefined;
+  private reserveError: Error | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly onSpaceProblem: (err: Error | undefined) => void;
   lastIndex: number;
   hardState: HardState;
 
@@ -66,6 +82,7 @@ export class Wal {
     this.segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     this.noSync = opts.noSync ?? false;
     this.log = opts.log ?? (() => {});
+    this.onSpaceProblem = opts.onSpaceProblem ?? (() => {});
     this.segments = state.segments;
     this.fd = state.fd;
     this.pos = state.pos;
@@ -146,6 +163,7 @@ export class Wal {
     }
     const wal = new Wal(dir, opts, { segments, fd, pos: endPos, lastIndex, hardState: hs });
     if (endPos === 0) await wal.writeRecords([], hs);
+    wal.prepareNext();
     return { wal, entries, hardState: hs, lastIndex };
   }
 
@@ -201,10 +219,12 @@ export class Wal {
     const seg = { seq: last.seq + 1, firstIndex, path: join(this.dir, segmentName(last.seq + 1, firstIndex)) };
     const prepared = this.prepared;
     this.prepared = undefined;
-    if (prepared) {
-      await fs.rename(await prepared, seg.path);
+    const tmp = prepared ? await prepared.catch(() => undefined) : undefined;
+    if (tmp) {
+      await fs.rename(tmp, seg.path);
       this.fd = await fs.open(seg.path, 'r+');
     } else {
+      // Nothing reserved (the disk was full): try now; if this fails too, the append fails.
       this.fd = await createSegment(seg.path, this.segmentBytes);
     }
     await syncDir(this.dir);
@@ -219,17 +239,46 @@ export class Wal {
     this.prepareNext();
   }
 
-  /** Preallocates the next segment in the background (zero-filled, so appends do not allocate blocks). */
+  /**
+   * Reserves the next segment in the background, so a cut never waits for the disk and a full disk
+   * shows up before the log needs the space. On failure it tells onSpaceProblem and tries again.
+   */
   private prepareNext(): void {
-    const tmp = join(this.dir, `${this.segments.length}.tmp`);
+    if (this.closed) return;
+    const tmp = join(this.dir, `${this.segments[this.segments.length - 1].seq + 1}.tmp`);
     const size = this.segmentBytes;
-    this.prepared = (async () => {
+    const p = (async () => {
+      await fs.rm(tmp, { force: true });
       const fh = await createSegment(tmp, size);
-      await zeroFill(fh, 0, size);
       await fh.close();
       return tmp;
     })();
-    this.prepared.catch(() => {});
+    this.prepared = p;
+    p.then(
+      () => {
+        if (this.reserveError) {
+          this.reserveError = undefined;
+          this.log(`wal: next segment reserved in ${this.dir}`);
+          this.onSpaceProblem(undefined);
+        }
+      },
+      (err: Error) => {
+        void fs.rm(tmp, { force: true }).catch(() => {});
+        if (!this.reserveError) {
+          this.log(`wal: cannot reserve the next ${size}-byte segment in ${this.dir}: ${err.message}`);
+          this.onSpaceProblem(err);
+        }
+        this.reserveError = err;
+        if (this.prepared === p) {
+          this.prepared = undefined;
+          this.retryTimer = setTimeout(() => {
+            this.retryTimer = undefined;
+            if (!this.prepared) this.prepareNext();
+          }, RESERVE_RETRY_MS);
+          this.retryTimer.unref();
+        }
+      },
+    );
   }
 
   /**
@@ -252,6 +301,8 @@ export class Wal {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.prepared) await this.prepared.catch(() => undefined);
     if (!this.noSync) await this.fd.datasync();
     await this.fd.close();
@@ -268,10 +319,35 @@ function endOfNonZero(buf: Buffer, from: number): number {
   return end;
 }
 
+/**
+ * Creates a segment file with its space reserved: fallocate(1) where the file system supports it (no
+ * data written), zeros otherwise. Fails with ENOSPC when the disk cannot hold it.
+ */
 async function createSegment(path: string, size: number): Promise<fs.FileHandle> {
   const fh = await fs.open(path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, 0o600);
-  await fh.truncate(size);
-  return fh;
+  try {
+    if (!(await fallocate(path, size))) {
+      await fh.truncate(size);
+      await zeroFill(fh, 0, size);
+    }
+    return fh;
+  } catch (err) {
+    await fh.close().catch(() => {});
+    await fs.rm(path, { force: true }).catch(() => {});
+    throw err;
+  }
+}
+
+/** true if fallocate reserved the space; false if it is not available here; throws on ENOSPC. */
+async function fallocate(path: string, size: number): Promise<boolean> {
+  try {
+    await execFileAsync('fallocate', ['-l', String(size), path]);
+    return true;
+  } catch (err) {
+    const msg = String((err as { stderr?: string }).stderr ?? (err as Error).message);
+    if (/No space left/i.test(msg)) throw Object.assign(new Error(`ENOSPC: no space left on device, reserving ${path}`), { code: 'ENOSPC' });
+    return false;
+  }
 }
 
 async function zeroFill(fh: fs.FileHandle, from: number, to: number): Promise<void> {
