@@ -1,1 +1,0 @@
-export * from '../wire/convert'; // TEMPORARY: removed once bench/micro.ts imports wire/convert
