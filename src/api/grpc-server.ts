@@ -6,6 +6,7 @@ import { kvService } from './kv-service';
 import { maintenanceDataService } from './maintenance-data-service';
 import { maintenanceService } from './maintenance-service';
 import { guard, serviceDefinition } from './proto';
+import { watchService } from './watch-service';
 
 /** The gRPC front of a server: etcd's services on the given listen URLs (plain http only for now). */
 export async function startGrpc(s: EtcdServer, urls: URL[]): Promise<{ server: grpc.Server; ports: number[] }> {
@@ -22,7 +23,11 @@ export async function startGrpc(s: EtcdServer, urls: URL[]): Promise<{ server: g
   add('etcdserverpb', 'Maintenance', { ...maintenanceService(s), ...maintenanceDataService(s) });
   add('etcdserverpb', 'Cluster', clusterService(s));
   // Services not built yet are registered empty, so every call gets gRPC's UNIMPLEMENTED status.
-  for (const svc of ['Watch', 'Lease', 'Auth']) add('etcdserverpb', svc, {});
+  // Watch responses are encoded by hand (watch-service.ts): its serializer passes the bytes through.
+  const watchDef = serviceDefinition('etcdserverpb', 'Watch', maxRecv) as Record<string, grpc.MethodDefinition<any, any>>;
+  watchDef.Watch = { ...watchDef.Watch, responseSerialize: (b: Buffer) => b };
+  server.addService(watchDef as grpc.ServiceDefinition, guard(watchService(s)));
+  for (const svc of ['Lease', 'Auth']) add('etcdserverpb', svc, {});
   add('v3lockpb', 'Lock', {});
   add('v3electionpb', 'Election', {});
 

@@ -80,6 +80,7 @@ export const FLAGS: FlagSpec[] = [
   { name: 'quota-backend-bytes', etcd: true, help: 'Raise alarms when backend size exceeds the given quota. 0 means use the default quota (2 GiB).', apply: (c, v) => (c.quotaBackendBytes = int('quota-backend-bytes', v, -1)) },
   { name: 'experimental-compaction-batch-limit', etcd: true, help: 'Sets the maximum revisions deleted in each compaction batch.', apply: (c, v) => (c.compactionBatchLimit = int('experimental-compaction-batch-limit', v, 1)) },
   { name: 'experimental-compaction-sleep-interval', etcd: true, help: 'Sets the sleep interval between each compaction batch (e.g. 10ms).', apply: (c, v) => (c.compactionSleepIntervalMs = parseDuration('experimental-compaction-sleep-interval', v)) },
+  { name: 'experimental-watch-progress-notify-interval', etcd: true, help: 'Duration of periodic watch progress notifications (default 10m).', apply: (c, v) => (c.watchProgressNotifyIntervalMs = parseDuration('experimental-watch-progress-notify-interval', v)) },
   { name: 'unsafe-no-fsync', etcd: true, bool: true, help: 'Disables fsync, unsafe, will cause data loss.', apply: (c, v) => (c.unsafeNoFsync = bool('unsafe-no-fsync', v)) },
   {
     name: 'log-level', etcd: true, help: 'Configures log level. Only supports debug, info, warn, error.',

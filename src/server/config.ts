@@ -25,6 +25,8 @@ export interface ServerConfig {
   compactionBatchLimit: number;
   compactionSleepIntervalMs: number;
   unsafeNoFsync: boolean;
+  /** How often progress_notify watchers get a progress response (etcd's default 10 minutes). */
+  watchProgressNotifyIntervalMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -54,6 +56,7 @@ export function defaultConfig(): ServerConfig {
     compactionBatchLimit: 1000,
     compactionSleepIntervalMs: 10,
     unsafeNoFsync: false,
+    watchProgressNotifyIntervalMs: 10 * 60 * 1000,
     logLevel: 'info',
   };
 }

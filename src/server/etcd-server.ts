@@ -17,6 +17,7 @@ import { clusterId, memberId } from './identity';
 import { takeSnapshot, type SnapshotData } from './snapshot';
 import { decodeInternalRequest, encodeInternalRequest, type AlarmRequest, type InternalRequest } from './internal-request';
 import { checkDelete, checkPut, checkRange, checkTxn } from './validate';
+import { WatchHub } from '../watch/hub';
 
 const META_CONSISTENT_INDEX = Buffer.from('consistent_index');
 /** etcd's estimate of a put's cost beyond its key and value (quota.go). */
@@ -59,6 +60,7 @@ export class EtcdServer {
   readonly memberId: bigint;
   readonly clusterId: bigint;
   readonly kv: KV;
+  readonly watchHub: WatchHub;
   private readonly applier: Applier;
   private readonly waiters = new Map<number, Waiter>();
   private running: Promise<void> | undefined;
@@ -85,6 +87,7 @@ export class EtcdServer {
     this.memberId = node.id;
     this.clusterId = clusterId([node.id]);
     this.kv = new KV(store);
+    this.watchHub = new WatchHub(store);
     this.applier = new Applier(this.kv, alarms);
     this.quota = effectiveQuota(cfg);
     this.log = hooks.log ?? (() => {});
@@ -356,6 +359,7 @@ export class EtcdServer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.watchHub.close();
     while (this.running) await this.running;
     if (this.commitTimer) clearTimeout(this.commitTimer);
     if (!this.failed) await this.backend.commit().catch((err) => this.log(`final backend commit failed (${err.message}); the WAL keeps those writes`));

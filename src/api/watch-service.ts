@@ -1,0 +1,222 @@
+import type * as grpc from '@grpc/grpc-js';
+import { encodeKeyValue } from '../mvcc/key-value';
+import type { EtcdServer } from '../server/etcd-server';
+import { EventType, eventKvBytes, type WatchBatch, type WatchEvent, type Watcher, type WatchSink } from '../watch/hub';
+import { encodeEvent, encodeHeader, encodeWatchResponse, watchResponseSize, type WatchResponseFields } from '../wire/watch-codec';
+import { INVALID, type Invalid } from './proto';
+
+/** Responses a stream may hold unsent before its watchers are set aside as slow (etcd: chanBufLen). */
+const MAX_QUEUED = 1024;
+/** clientv3.InvalidWatchID: the id of responses that belong to no watcher. */
+const INVALID_WATCH_ID = -1;
+
+/**
+ * etcdserverpb.Watch: one session per stream, many watchers per session, as etcd's serverWatchStream.
+ * Responses are encoded here by hand (the service's serializer passes the bytes through).
+ */
+export function watchService(s: EtcdServer): grpc.UntypedServiceImplementation {
+  return {
+    Watch(call: grpc.ServerDuplexStream<any, Buffer>) {
+      new WatchSession(s, call);
+    },
+  };
+}
+
+interface WatcherFlags {
+  prevKv: boolean;
+  fragment: boolean;
+  progressNotify: boolean;
+  /** No events sent since the last progress tick (etcd's progress map). */
+  progressDue: boolean;
+}
+
+class WatchSession implements WatchSink {
+  private readonly watchers = new Map<number, Watcher>();
+  private readonly flags = new WeakMap<Watcher, WatcherFlags>();
+  private nextId = 0;
+  private queue: Buffer[] = [];
+  private head = 0;
+  private blocked = false;
+  private hasVictims = false;
+  private closed = false;
+  private readonly progressTimer: NodeJS.Timeout;
+
+  constructor(private readonly s: EtcdServer, private readonly call: grpc.ServerDuplexStream<any, Buffer>) {
+    call.on('data', (req) => this.onRequest(req));
+    // The client closed its side: like etcd, end the stream; a broken connection: free everything.
+    call.on('end', () => {
+      this.close();
+      call.end();
+    });
+    call.on('error', () => this.close());
+    call.on('cancelled', () => this.close());
+    call.on('close', () => this.close());
+    this.progressTimer = setInterval(() => this.progressTick(), s.cfg.watchProgressNotifyIntervalMs);
+    this.progressTimer.unref();
+  }
+
+  private onRequest(req: any): void {
+    if (this.closed) return;
+    const invalid = req?.[INVALID] as Invalid | undefined;
+    if (invalid) {
+      this.close();
+      this.call.emit('error', invalid);
+      return;
+    }
+    switch (req.requestUnion) {
+      case 'createRequest':
+        return this.create(req.createRequest);
+      case 'cancelRequest':
+        return this.cancel(Number(req.cancelRequest.watchId));
+      case 'progressRequest':
+        return this.enqueue({ header: this.s.header(), watchId: INVALID_WATCH_ID });
+    }
+  }
+
+  private create(c: any): void {
+    const key = (c.key?.length ? c.key : Buffer.from([0])) as Buffer;
+    const rangeEnd = (c.rangeEnd ?? Buffer.alloc(0)) as Buffer;
+    const end = rangeEnd.length === 0 ? undefined : rangeEnd.length === 1 && rangeEnd[0] === 0 ? '' : rangeEnd.toString('latin1');
+    const skey = key.toString('latin1');
+    const rev = this.s.store.currentRev;
+    const refuse = (reason: string) =>
+      this.enqueue({ header: this.s.header(rev), watchId: INVALID_WATCH_ID, created: true, canceled: true, cancelReason: reason });
+    if (end !== undefined && end !== '' && skey >= end) return refuse('mvcc: watcher range is empty');
+    let id = Number(c.watchId ?? 0);
+    if (id === 0) {
+      // AutoWatchID: the next free id of this stream.
+      while (this.watchers.has(this.nextId)) this.nextId++;
+      id = this.nextId++;
+    } else if (this.watchers.has(id)) {
+      return refuse('mvcc: duplicate watch ID provided on the WatchStream');
+    }
+    const filters: number[] = c.filters ?? [];
+    // The created response goes first: no event of this watcher can be queued before it.
+    this.enqueue({ header: this.s.header(rev), watchId: id, created: true });
+    const start = Number(c.startRevision ?? 0);
+    const w = this.s.watchHub.watch(id, skey, end, start, { noPut: filters.includes(0), noDelete: filters.includes(1) }, this);
+    this.watchers.set(id, w);
+    this.flags.set(w, { prevKv: !!c.prevKv, fragment: !!c.fragment, progressNotify: !!c.progressNotify, progressDue: true });
+  }
+
+  private cancel(id: number): void {
+    const w = this.watchers.get(id);
+    if (!w) return; // etcd answers nothing for an unknown watch id
+    this.s.watchHub.cancel(w);
+    this.watchers.delete(id);
+    this.enqueue({ header: this.s.header(), watchId: id, canceled: true });
+  }
+
+  /** WatchSink: the hub's events for one of our watchers. */
+  send(b: WatchBatch): boolean {
+    if (this.closed) return true;
+    if (this.queue.length - this.head >= MAX_QUEUED) {
+      this.hasVictims = true;
+      return false;
+    }
+    const w = b.watcher;
+    if (b.compactRevision) {
+      this.watchers.delete(w.id);
+      this.enqueue({ header: this.s.header(0), watchId: w.id, canceled: true, compactRevision: b.compactRevision });
+      return true;
+    }
+    const flags = this.flags.get(w)!;
+    const events = b.events.map((e) => this.eventBytes(e, flags.prevKv));
+    if (events.length) flags.progressDue = false;
+    const header = encodeHeader(this.s.header(b.revision));
+    if (flags.fragment && events.length > 1 && watchResponseSize(header.length, events) >= this.s.cfg.maxRequestBytes) {
+      this.sendFragments(header, w.id, events);
+    } else {
+      this.push(encodeWatchResponse({ watchId: w.id, events }, header));
+    }
+    return true;
+  }
+
+  private eventBytes(e: WatchEvent, withPrev: boolean): Buffer {
+    // etcd looks the previous value up when it sends (at mod_revision - 1), except for creations.
+    if (withPrev && !(e.type === EventType.PUT && e.kv.version === 1)) {
+      const prev = this.previous(e);
+      if (prev) return encodeEvent(e.type, eventKvBytes(e), prev);
+    }
+    return (e.eventBytes ??= encodeEvent(e.type, eventKvBytes(e)));
+  }
+
+  private previous(e: WatchEvent): Buffer | undefined {
+    try {
+      const r = this.s.store.rangeKeys(e.kv.key, undefined, this.s.store.currentRev, { limit: 1, rev: e.kv.modRevision - 1, countOnly: false });
+      return r.kvs.length ? encodeKeyValue(r.kvs[0]) : undefined;
+    } catch {
+      return undefined; // compacted since: etcd sends no prev_kv then
+    }
+  }
+
+  /** etcd's sendFragments: responses under --max-request-bytes, all but the last marked fragment. */
+  private sendFragments(header: Buffer, watchId: number, events: Buffer[]): void {
+    const max = this.s.cfg.maxRequestBytes;
+    let i = 0;
+    while (i < events.length) {
+      const part: Buffer[] = [];
+      while (i < events.length) {
+        part.push(events[i]);
+        if (part.length > 1 && watchResponseSize(header.length, part) >= max) {
+          part.pop();
+          break;
+        }
+        i++;
+      }
+      const last = i >= events.length;
+      this.push(encodeWatchResponse({ watchId, events: part, fragment: !last }, header));
+    }
+  }
+
+  private enqueue(r: WatchResponseFields): void {
+    this.push(encodeWatchResponse(r));
+  }
+
+  private push(buf: Buffer): void {
+    if (this.closed) return;
+    this.queue.push(buf);
+    this.flush();
+  }
+
+  private flush(): void {
+    while (!this.blocked && !this.closed && this.head < this.queue.length) {
+      const buf = this.queue[this.head++];
+      if (!this.call.write(buf)) {
+        this.blocked = true;
+        this.call.once('drain', () => {
+          this.blocked = false;
+          this.flush();
+        });
+      }
+    }
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+      if (this.hasVictims && !this.blocked) {
+        // Drained: the watchers set aside catch up from history now.
+        this.hasVictims = false;
+        this.s.watchHub.resume(this.watchers.values());
+      }
+    }
+  }
+
+  private progressTick(): void {
+    for (const w of this.watchers.values()) {
+      const f = this.flags.get(w)!;
+      if (!f.progressNotify) continue;
+      if (f.progressDue) this.s.watchHub.requestProgress(w);
+      f.progressDue = true;
+    }
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.progressTimer);
+    for (const w of this.watchers.values()) this.s.watchHub.cancel(w);
+    this.watchers.clear();
+    this.queue = [];
+    this.head = 0;
+  }
+}

@@ -1,0 +1,359 @@
+import type { KeyValue } from '../mvcc/key-value';
+import { decodeKeyValue, encodeKeyValue } from '../mvcc/key-value';
+import type { Change, KVStore } from '../mvcc/kv-store';
+import { isTombstone, readRevision, revisionBytes } from '../mvcc/revision';
+
+// The watch hub, after etcd's watchable store. Synced watchers get each write's events as it is
+// applied; unsynced ones (started in the past, or moved aside as slow) catch up from history in
+// batches — from a ring of recent events in memory, else from the backend — and then join the
+// synced set. A watcher whose consumer cannot take more is a victim: it stops getting live events
+// and is caught up from history once its consumer drains. Nothing blocks the writers.
+
+export const EventType = { PUT: 0, DELETE: 1 } as const;
+
+export interface WatchEvent {
+  type: number;
+  /** For a DELETE: the key, with mod_revision = the deleting revision. */
+  kv: KeyValue;
+  /** The KeyValue's protobuf bytes, encoded once and shared by every watcher that gets the event. */
+  encoded?: Buffer;
+  /** The whole mvccpb.Event (without prev_kv), likewise encoded once. */
+  eventBytes?: Buffer;
+}
+
+export interface WatchBatch {
+  watcher: Watcher;
+  events: WatchEvent[];
+  /** The header revision: the write's revision for live events, the store's for catch-up. */
+  revision: number;
+  compactRevision?: number;
+}
+
+/** Where a watcher's responses go (a watch stream). send returns false when it cannot take more. */
+export interface WatchSink {
+  send(batch: WatchBatch): boolean;
+}
+
+export interface WatchOptions {
+  noPut?: boolean;
+  noDelete?: boolean;
+}
+
+export class Watcher {
+  /** The first revision this watcher has not been sent yet. */
+  minRev: number;
+  victim = false;
+  canceled = false;
+
+  constructor(
+    readonly id: number,
+    /** latin1 strings; end undefined = the single key, '' = every key from key on. */
+    readonly key: string,
+    readonly end: string | undefined,
+    startRev: number,
+    readonly opts: WatchOptions,
+    readonly sink: WatchSink,
+  ) {
+    this.minRev = startRev;
+  }
+
+  matches(key: string): boolean {
+    if (this.end === undefined) return key === this.key;
+    return key >= this.key && (this.end === '' || key < this.end);
+  }
+
+  wants(e: WatchEvent): boolean {
+    return e.type === EventType.PUT ? !this.opts.noPut : !this.opts.noDelete;
+  }
+}
+
+/** Synced watchers, found by the keys they watch: single keys by map, ranges grouped by their bounds. */
+class WatcherGroup {
+  private readonly byKey = new Map<string, Set<Watcher>>();
+  private readonly ranges = new Map<string, { key: string; end: string; watchers: Set<Watcher> }>();
+  size = 0;
+
+  add(w: Watcher): void {
+    this.size++;
+    if (w.end === undefined) {
+      let set = this.byKey.get(w.key);
+      if (!set) this.byKey.set(w.key, (set = new Set()));
+      set.add(w);
+      return;
+    }
+    const rk = `${w.key}\u0000${w.end}`;
+    let r = this.ranges.get(rk);
+    if (!r) this.ranges.set(rk, (r = { key: w.key, end: w.end, watchers: new Set() }));
+    r.watchers.add(w);
+  }
+
+  delete(w: Watcher): boolean {
+    if (w.end === undefined) {
+      const set = this.byKey.get(w.key);
+      if (!set?.delete(w)) return false;
+      if (set.size === 0) this.byKey.delete(w.key);
+    } else {
+      const rk = `${w.key}\u0000${w.end}`;
+      const r = this.ranges.get(rk);
+      if (!r?.watchers.delete(w)) return false;
+      if (r.watchers.size === 0) this.ranges.delete(rk);
+    }
+    this.size--;
+    return true;
+  }
+
+  /** Calls fn for every watcher whose range holds key: work per distinct range and per match. */
+  forKey(key: string, fn: (w: Watcher) => void): void {
+    const set = this.byKey.get(key);
+    if (set) for (const w of set) fn(w);
+    for (const r of this.ranges.values()) {
+      if (key >= r.key && (r.end === '' || key < r.end)) for (const w of r.watchers) fn(w);
+    }
+  }
+}
+
+export interface HubOptions {
+  /** Recent events kept in memory for catching up without reading the backend. */
+  ringEvents?: number;
+  /** Most revisions sent to one watcher in one catch-up response (etcd's watchBatchMaxRevs). */
+  maxRevsPerResponse?: number;
+  /** Pause between catch-up rounds while watchers are unsynced. */
+  syncIntervalMs?: number;
+}
+
+interface RingEntry {
+  rev: number;
+  events: WatchEvent[];
+}
+
+export class WatchHub {
+  private readonly synced = new WatcherGroup();
+  private readonly unsynced = new Set<Watcher>();
+  private readonly ring: RingEntry[] = [];
+  private ringSize = 0;
+  private readonly ringEvents: number;
+  private readonly maxRevs: number;
+  private readonly syncIntervalMs: number;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private syncing = false;
+  private closed = false;
+
+  constructor(private readonly store: KVStore, opts: HubOptions = {}) {
+    this.ringEvents = opts.ringEvents ?? 100_000;
+    this.maxRevs = opts.maxRevsPerResponse ?? 1000;
+    this.syncIntervalMs = opts.syncIntervalMs ?? 100;
+    store.onChanges((changes, rev) => this.notify(changes, rev));
+  }
+
+  get watcherCount(): number {
+    return this.synced.size + this.unsynced.size;
+  }
+
+  /**
+   * Adds a watcher. startRev 0 means "from the next write"; a past revision replays history from it;
+   * a future one waits for it.
+   */
+  watch(id: number, key: string, end: string | undefined, startRev: number, opts: WatchOptions, sink: WatchSink): Watcher {
+    const cur = this.store.currentRev;
+    const synced = startRev === 0 || startRev > cur;
+    const w = new Watcher(id, key, end, synced ? Math.max(cur + 1, startRev) : startRev, opts, sink);
+    if (synced) this.synced.add(w);
+    else {
+      this.unsynced.add(w);
+      this.scheduleSync(0);
+    }
+    return w;
+  }
+
+  cancel(w: Watcher): void {
+    w.canceled = true;
+    if (!this.synced.delete(w)) this.unsynced.delete(w);
+  }
+
+  /** A progress notification for w if it is caught up (etcd's RequestProgress): an empty batch. */
+  requestProgress(w: Watcher): void {
+    if (w.canceled || w.victim || this.unsynced.has(w)) return;
+    const rev = this.store.currentRev;
+    if (w.minRev <= rev) return; // behind: events will come first
+    w.sink.send({ watcher: w, events: [], revision: rev });
+  }
+
+  /** The consumer of these watchers can take more again: catch them up from history. */
+  resume(watchers: Iterable<Watcher>): void {
+    let any = false;
+    for (const w of watchers) {
+      if (!w.victim || w.canceled) continue;
+      w.victim = false;
+      this.unsynced.add(w);
+      any = true;
+    }
+    if (any) this.scheduleSync(0);
+  }
+
+  private notify(changes: readonly Change[], rev: number): void {
+    const events: WatchEvent[] = new Array(changes.length);
+    for (let i = 0; i < changes.length; i++) {
+      const c = changes[i];
+      events[i] = { type: c.deleted ? EventType.DELETE : EventType.PUT, kv: c.kv };
+    }
+    this.remember(rev, events);
+    if (this.synced.size === 0) return;
+    // Gather each watcher's events of this revision, then send them together.
+    let batches: Map<Watcher, WatchEvent[]> | undefined;
+    for (const e of events) {
+      this.synced.forKey(e.kv.key.toString('latin1'), (w) => {
+        if (w.minRev > rev || !w.wants(e)) return;
+        batches ??= new Map();
+        const list = batches.get(w);
+        if (list) list.push(e);
+        else batches.set(w, [e]);
+      });
+    }
+    if (!batches) return;
+    for (const [w, evs] of batches) {
+      if (w.sink.send({ watcher: w, events: evs, revision: rev })) {
+        w.minRev = rev + 1;
+      } else {
+        // Its consumer is full: set it aside; it is caught up from history once it drains.
+        w.minRev = rev;
+        w.victim = true;
+        this.synced.delete(w);
+      }
+    }
+  }
+
+  private remember(rev: number, events: WatchEvent[]): void {
+    this.ring.push({ rev, events });
+    this.ringSize += events.length;
+    while (this.ringSize > this.ringEvents && this.ring.length > 1) this.ringSize -= this.ring.shift()!.events.length;
+  }
+
+  private scheduleSync(delay: number): void {
+    if (this.syncTimer || this.syncing || this.closed) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      void this.syncUnsynced();
+    }, delay);
+  }
+
+  /** One catch-up round over the unsynced watchers. */
+  private async syncUnsynced(): Promise<void> {
+    if (this.syncing || this.closed) return;
+    this.syncing = true;
+    try {
+      const compactRev = this.store.compactMainRev;
+      const oldestInRing = this.ring.length ? this.ring[0].rev : this.store.currentRev + 1;
+      const fromBackend: Watcher[] = [];
+      for (const w of [...this.unsynced]) {
+        if (w.canceled) {
+          this.unsynced.delete(w);
+          continue;
+        }
+        if (w.minRev < compactRev) {
+          // History it asks for is gone: tell it, and end it (etcd's compacted response).
+          if (w.sink.send({ watcher: w, events: [], revision: 0, compactRevision: compactRev })) {
+            this.unsynced.delete(w);
+            w.canceled = true;
+          }
+          continue;
+        }
+        if (w.minRev >= oldestInRing) this.catchUpFromRing(w);
+        else fromBackend.push(w);
+      }
+      if (fromBackend.length) await this.catchUpFromBackend(fromBackend);
+    } finally {
+      this.syncing = false;
+    }
+    if (this.unsynced.size > 0) this.scheduleSync(this.syncIntervalMs);
+  }
+
+  /** Synchronous: no write can land between reading the ring and joining the synced set. */
+  private catchUpFromRing(w: Watcher): void {
+    const cur = this.store.currentRev;
+    let start = binarySearchRev(this.ring, w.minRev);
+    let events: WatchEvent[] = [];
+    let revs = 0;
+    let lastRev = w.minRev - 1;
+    for (; start < this.ring.length && revs < this.maxRevs; start++) {
+      const entry = this.ring[start];
+      let any = false;
+      for (const e of entry.events) {
+        if (w.matches(e.kv.key.toString('latin1')) && w.wants(e)) {
+          events.push(e);
+          any = true;
+        }
+      }
+      if (any) revs++;
+      lastRev = entry.rev;
+    }
+    const done = start >= this.ring.length;
+    if (events.length && !w.sink.send({ watcher: w, events, revision: cur })) {
+      this.unsynced.delete(w);
+      w.victim = true;
+      return;
+    }
+    events = [];
+    w.minRev = done ? cur + 1 : lastRev + 1;
+    if (done) {
+      this.unsynced.delete(w);
+      this.synced.add(w);
+    }
+  }
+
+  /**
+   * Reads revisions [min minRev, current] from the backend, in slices of maxRevs revisions, and sends
+   * each watcher its events. The watchers stay unsynced: the next round finishes from the ring.
+   */
+  private async catchUpFromBackend(watchers: Watcher[]): Promise<void> {
+    const cur = this.store.currentRev;
+    const from = Math.min(...watchers.map((w) => w.minRev));
+    const to = Math.min(cur, from + this.maxRevs - 1);
+    const entries: RingEntry[] = [];
+    await this.store.backend.scan('key', revisionBytes(from, 0), revisionBytes(to + 1, 0), (rk, v) => {
+      const { main } = readRevision(rk);
+      const kv = decodeKeyValue(Buffer.from(v));
+      let ev: WatchEvent;
+      if (isTombstone(rk)) ev = { type: EventType.DELETE, kv: { ...kv, modRevision: main } };
+      else ev = { type: EventType.PUT, kv, encoded: Buffer.from(v) };
+      const last = entries[entries.length - 1];
+      if (last && last.rev === main) last.events.push(ev);
+      else entries.push({ rev: main, events: [ev] });
+    });
+    for (const w of watchers) {
+      if (w.canceled || !this.unsynced.has(w)) continue;
+      if (w.minRev < this.store.compactMainRev) continue; // compacted meanwhile: next round says so
+      const events: WatchEvent[] = [];
+      for (const entry of entries) {
+        if (entry.rev < w.minRev) continue;
+        for (const e of entry.events) if (w.matches(e.kv.key.toString('latin1')) && w.wants(e)) events.push(e);
+      }
+      if (events.length && !w.sink.send({ watcher: w, events, revision: cur })) {
+        this.unsynced.delete(w);
+        w.victim = true;
+        continue;
+      }
+      w.minRev = Math.max(w.minRev, to + 1);
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+  }
+}
+
+function binarySearchRev(ring: RingEntry[], rev: number): number {
+  let lo = 0;
+  let hi = ring.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ring[mid].rev < rev) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The KeyValue bytes of an event (encoded once, then shared). */
+export function eventKvBytes(e: WatchEvent): Buffer {
+  return (e.encoded ??= encodeKeyValue(e.kv));
+}
