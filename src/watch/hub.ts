@@ -102,6 +102,11 @@ class WatcherGroup {
     return true;
   }
 
+  has(w: Watcher): boolean {
+    if (w.end === undefined) return this.byKey.get(w.key)?.has(w) ?? false;
+    return this.ranges.get(`${w.key}\u0000${w.end}`)?.watchers.has(w) ?? false;
+  }
+
   /** Calls fn for every watcher whose range holds key: work per distinct range and per match. */
   forKey(key: string, fn: (w: Watcher) => void): void {
     const set = this.byKey.get(key);
@@ -163,6 +168,11 @@ export class WatchHub {
       this.scheduleSync(0);
     }
     return w;
+  }
+
+  /** True once w gets live events (caught up, not set aside); false while it catches up or is a victim. */
+  isSynced(w: Watcher): boolean {
+    return this.synced.has(w);
   }
 
   cancel(w: Watcher): void {
