@@ -1,10 +1,19 @@
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import * as protobuf from 'protobufjs';
 
 // etcd's wire contract, loaded once from proto/ (same packages, names and field numbers as etcd 3.4).
 // Field names are camelCase as protobufjs and @grpc/proto-loader present them.
 
-export const PROTO_DIR = join(__dirname, '..', '..', '..', 'proto');
+/** proto/ at the repository root: found by walking up, so it works from src/ (tests) and dist/src/. */
+export const PROTO_DIR = findProtoDir(__dirname);
+
+function findProtoDir(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'proto', 'etcd'))) return join(dir, 'proto');
+    if (dirname(dir) === dir) throw new Error(`proto/ not found above ${from}`);
+  }
+}
 const PROTOBUFJS_DIR = join(require.resolve('protobufjs/package.json'), '..');
 
 export const PROTO_FILES = [
