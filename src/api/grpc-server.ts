@@ -3,6 +3,7 @@ import { GRPC_OVERHEAD_BYTES } from '../server/config';
 import type { EtcdServer } from '../server/etcd-server';
 import { clusterService } from './cluster-service';
 import { kvService } from './kv-service';
+import { leaseService } from './lease-service';
 import { maintenanceDataService } from './maintenance-data-service';
 import { maintenanceService } from './maintenance-service';
 import { guard, serviceDefinition } from './proto';
@@ -27,7 +28,8 @@ export async function startGrpc(s: EtcdServer, urls: URL[]): Promise<{ server: g
   const watchDef = serviceDefinition('etcdserverpb', 'Watch', maxRecv) as Record<string, grpc.MethodDefinition<any, any>>;
   watchDef.Watch = { ...watchDef.Watch, responseSerialize: (b: Buffer) => b };
   server.addService(watchDef as grpc.ServiceDefinition, guard(watchService(s)));
-  for (const svc of ['Lease', 'Auth']) add('etcdserverpb', svc, {});
+  add('etcdserverpb', 'Lease', leaseService(s));
+  add('etcdserverpb', 'Auth', {});
   add('v3lockpb', 'Lock', {});
   add('v3electionpb', 'Election', {});
 

@@ -81,6 +81,14 @@ export const FLAGS: FlagSpec[] = [
   { name: 'experimental-compaction-batch-limit', etcd: true, help: 'Sets the maximum revisions deleted in each compaction batch.', apply: (c, v) => (c.compactionBatchLimit = int('experimental-compaction-batch-limit', v, 1)) },
   { name: 'experimental-compaction-sleep-interval', etcd: true, help: 'Sets the sleep interval between each compaction batch (e.g. 10ms).', apply: (c, v) => (c.compactionSleepIntervalMs = parseDuration('experimental-compaction-sleep-interval', v)) },
   { name: 'experimental-watch-progress-notify-interval', etcd: true, help: 'Duration of periodic watch progress notifications (default 10m).', apply: (c, v) => (c.watchProgressNotifyIntervalMs = parseDuration('experimental-watch-progress-notify-interval', v)) },
+  {
+    name: 'experimental-enable-lease-checkpoint', etcd: true, bool: true, help: 'Enable the leader to send regular checkpoints to persist the remaining TTL of leases.',
+    apply: (c, v) => (c.leaseCheckpointEnabled = bool('experimental-enable-lease-checkpoint', v)),
+  },
+  {
+    name: 'experimental-lease-checkpoint-interval', etcd: true, help: 'Duration of the time between lease checkpoints (default 5m; with --experimental-enable-lease-checkpoint).',
+    apply: (c, v) => (c.leaseCheckpointIntervalMs = parseDuration('experimental-lease-checkpoint-interval', v)),
+  },
   { name: 'unsafe-no-fsync', etcd: true, bool: true, help: 'Disables fsync, unsafe, will cause data loss.', apply: (c, v) => (c.unsafeNoFsync = bool('unsafe-no-fsync', v)) },
   {
     name: 'log-level', etcd: true, help: 'Configures log level. Only supports debug, info, warn, error.',

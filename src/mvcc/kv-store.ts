@@ -92,8 +92,16 @@ export class KVStore {
       const kv = decodeKeyValue(v);
       const key = kv.key.toString('latin1');
       if (main > maxMain) maxMain = main;
-      if (isTombstone(rk)) this.index.tombstone(key, main, sub);
-      else this.index.restore(key, kv.createRevision, main, sub, kv.version);
+      // The lessor learns which keys each lease holds from the keys themselves, as etcd's restore.
+      const held = this.leases.leaseOf(kv.key);
+      if (isTombstone(rk)) {
+        this.index.tombstone(key, main, sub);
+        if (held !== 0n) this.leases.detach(held, kv.key);
+      } else {
+        this.index.restore(key, kv.createRevision, main, sub, kv.version);
+        if (held !== 0n && held !== kv.lease) this.leases.detach(held, kv.key);
+        if (kv.lease !== 0n) this.leases.attach(kv.lease, Buffer.from(kv.key));
+      }
     });
     this.currentRev = Math.max(1, maxMain, this.compactMainRev);
     // A compaction that was scheduled but did not finish before a stop: finish it now.

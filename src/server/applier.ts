@@ -3,6 +3,7 @@ import type { KV } from '../mvcc/kv';
 import type { DeleteRangeResponse, PutResponse, TxnResponse } from '../mvcc/types';
 import { AlarmType, type Alarm, type AlarmStore } from './alarms';
 import type { InternalRequest } from './internal-request';
+import type { Lessor } from '../lease/lessor';
 
 export const AlarmAction = { GET: 0, ACTIVATE: 1, DEACTIVATE: 2 } as const;
 
@@ -11,7 +12,9 @@ export type ApplyResult =
   | DeleteRangeResponse
   | TxnResponse
   | { revision: number; compacted: Promise<void> }
-  | { alarms: Alarm[] };
+  | { alarms: Alarm[] }
+  | { leaseId: bigint; ttl: number }
+  | { revision: number };
 
 /**
  * Applies committed requests to the state machine (mvcc, alarms), in log order. Deterministic: the
@@ -19,7 +22,7 @@ export type ApplyResult =
  * Errors it throws are the request's answer (etcd's apply errors); the entry stays applied.
  */
 export class Applier {
-  constructor(private readonly kv: KV, private readonly alarms: AlarmStore) {}
+  constructor(private readonly kv: KV, private readonly alarms: AlarmStore, private readonly lessor: Lessor) {}
 
   apply(r: InternalRequest): ApplyResult {
     if ('put' in r) {
@@ -34,6 +37,19 @@ export class Applier {
     if ('compaction' in r) {
       const { revision, done } = this.kv.compact(r.compaction.revision);
       return { revision, compacted: done };
+    }
+    if ('leaseGrant' in r) {
+      if (this.alarms.has(AlarmType.NOSPACE)) throw Errors.noSpace;
+      const lease = this.lessor.grant(r.leaseGrant.id, r.leaseGrant.ttl);
+      return { leaseId: lease.id, ttl: lease.ttl };
+    }
+    if ('leaseRevoke' in r) {
+      this.lessor.revoke(r.leaseRevoke.id, this.kv.store);
+      return { revision: this.kv.rev };
+    }
+    if ('leaseCheckpoint' in r) {
+      for (const c of r.leaseCheckpoint.checkpoints) this.lessor.checkpoint(c.id, c.remainingTtl);
+      return { revision: this.kv.rev };
     }
     const a = r.alarm;
     switch (a.action) {

@@ -25,6 +25,9 @@ export interface ServerConfig {
   compactionBatchLimit: number;
   compactionSleepIntervalMs: number;
   unsafeNoFsync: boolean;
+  /** Record leases' remaining TTLs in the log, so a restart does not renew them (etcd's experimental flag). */
+  leaseCheckpointEnabled: boolean;
+  leaseCheckpointIntervalMs: number;
   /** How often progress_notify watchers get a progress response (etcd's default 10 minutes). */
   watchProgressNotifyIntervalMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -57,6 +60,8 @@ export function defaultConfig(): ServerConfig {
     compactionSleepIntervalMs: 10,
     unsafeNoFsync: false,
     watchProgressNotifyIntervalMs: 10 * 60 * 1000,
+    leaseCheckpointEnabled: false,
+    leaseCheckpointIntervalMs: 5 * 60 * 1000,
     logLevel: 'info',
   };
 }

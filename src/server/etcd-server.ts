@@ -18,6 +18,7 @@ import { takeSnapshot, type SnapshotData } from './snapshot';
 import { decodeInternalRequest, encodeInternalRequest, type AlarmRequest, type InternalRequest } from './internal-request';
 import { checkDelete, checkPut, checkRange, checkTxn } from './validate';
 import { WatchHub } from '../watch/hub';
+import { Lessor } from '../lease/lessor';
 
 const META_CONSISTENT_INDEX = Buffer.from('consistent_index');
 /** etcd's estimate of a put's cost beyond its key and value (quota.go). */
@@ -80,6 +81,7 @@ export class EtcdServer {
     readonly backend: Backend,
     readonly store: KVStore,
     readonly alarms: AlarmStore,
+    readonly lessor: Lessor,
     private readonly wal: Wal,
     private readonly node: RaftNode,
     private readonly hooks: ServerHooks,
@@ -88,7 +90,15 @@ export class EtcdServer {
     this.clusterId = clusterId([node.id]);
     this.kv = new KV(store);
     this.watchHub = new WatchHub(store);
-    this.applier = new Applier(this.kv, alarms);
+    this.applier = new Applier(this.kv, alarms, lessor);
+    this.nextLeaseId = ((this.memberId & 0xffffn) << 48n) | ((BigInt(Date.now()) << 8n) & ((1n << 48n) - 1n));
+    // Expired leases are revoked through the log, like a client's revoke (ordered, durable, watched).
+    this.leaseTimer = setInterval(() => this.revokeExpiredLeases(), 500);
+    this.leaseTimer.unref();
+    if (cfg.leaseCheckpointEnabled && cfg.leaseCheckpointIntervalMs > 0) {
+      this.checkpointTimer = setInterval(() => this.checkpointLeases(), cfg.leaseCheckpointIntervalMs);
+      this.checkpointTimer.unref();
+    }
     this.quota = effectiveQuota(cfg);
     this.log = hooks.log ?? (() => {});
     backend.beforeCommit = () => {
@@ -107,8 +117,10 @@ export class EtcdServer {
   static async open(cfg: ServerConfig, hooks: ServerHooks = {}): Promise<EtcdServer> {
     const log = hooks.log ?? (() => {});
     const backend = await openBackend(cfg.backend, { dir: join(cfg.dataDir, 'member', 'snap'), noSync: cfg.unsafeNoFsync });
+    const lessor = await Lessor.open(backend);
     const store = await KVStore.open(backend, {
       compaction: { batchLimit: cfg.compactionBatchLimit, sleepMs: cfg.compactionSleepIntervalMs },
+      leases: lessor,
     });
     const alarms = await AlarmStore.open(backend);
     const ciBuf = backend.get('meta', META_CONSISTENT_INDEX);
@@ -132,7 +144,7 @@ export class EtcdServer {
     }
     const node = new RaftNode({ id: memberId(cfg.initialAdvertisePeerUrls, cfg.initialClusterToken), hardState, lastIndex, applied: ci });
     node.restoreCommitted(entries);
-    const s = (server = new EtcdServer(cfg, backend, store, alarms, wal, node, hooks));
+    const s = (server = new EtcdServer(cfg, backend, store, alarms, lessor, wal, node, hooks));
     if (entries.length) log(`replaying ${entries.length} WAL entries after index ${ci}`);
     // Replay, and make the new term and its empty entry durable, before serving.
     await s.drain();
@@ -209,6 +221,53 @@ export class EtcdServer {
       return this.alarms.list().filter((a) => req.alarm === AlarmType.NONE || a.alarm === req.alarm);
     }
     return ((await this.propose({ alarm: req })) as { alarms: Alarm[] }).alarms;
+  }
+
+  // --- leases ---
+
+  private nextLeaseId: bigint;
+  private readonly leaseTimer: NodeJS.Timeout;
+  private checkpointTimer: NodeJS.Timeout | undefined;
+
+  async leaseGrant(ttl: number, id: bigint): Promise<{ leaseId: bigint; ttl: number }> {
+    this.assertServing();
+    if (id === 0n) {
+      // As etcd's id generator: member bits on top, time below, never negative, never in use.
+      do this.nextLeaseId = (this.nextLeaseId + 1n) & ((1n << 63n) - 1n);
+      while (this.nextLeaseId === 0n || this.lessor.exists(this.nextLeaseId));
+      id = this.nextLeaseId;
+    }
+    return (await this.propose({ leaseGrant: { id, ttl } })) as { leaseId: bigint; ttl: number };
+  }
+
+  async leaseRevoke(id: bigint): Promise<number> {
+    this.assertServing();
+    return ((await this.propose({ leaseRevoke: { id } })) as { revision: number }).revision;
+  }
+
+  /** Keep-alive: leader-local, as etcd's (no log entry). Returns the TTL, or throws lease-not-found. */
+  leaseRenew(id: bigint): number {
+    this.assertServing();
+    return this.lessor.renew(id);
+  }
+
+  private revokeExpiredLeases(): void {
+    if (this.closed || this.failed) return;
+    // etcd revokes at most 1000 expired leases per second; the log's group commit takes more, so
+    // Plinth allows 5000 per second (2500 per half-second tick), keeping expiry on time under load.
+    for (const lease of this.lessor.expired(2500)) {
+      // If the revoke does not get through, look at the lease again in a while.
+      this.lessor.retryLater(lease, 3000);
+      this.propose({ leaseRevoke: { id: lease.id } }).catch(() => {});
+    }
+  }
+
+  private checkpointLeases(): void {
+    if (this.closed || this.failed || this.lessor.leases.size === 0) return;
+    const checkpoints = [...this.lessor.leases.values()].map((l) => ({ id: l.id, remainingTtl: Math.max(1, this.lessor.remainingSeconds(l)) }));
+    for (let i = 0; i < checkpoints.length; i += 1000) {
+      this.propose({ leaseCheckpoint: { checkpoints: checkpoints.slice(i, i + 1000) } }).catch(() => {});
+    }
   }
 
   // --- maintenance ---
@@ -360,6 +419,8 @@ export class EtcdServer {
     if (this.closed) return;
     this.closed = true;
     this.watchHub.close();
+    clearInterval(this.leaseTimer);
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     while (this.running) await this.running;
     if (this.commitTimer) clearTimeout(this.commitTimer);
     if (!this.failed) await this.backend.commit().catch((err) => this.log(`final backend commit failed (${err.message}); the WAL keeps those writes`));

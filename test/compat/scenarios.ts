@@ -198,7 +198,6 @@ export const scenarios: Scenario[] = [
   {
     name: 'put-lease',
     description: 'put --lease / --ignore-lease / --ignore-value with a real lease; revoking deletes its keys',
-    knownDifference: 'the Lease service is its own issue (#4): until it lands, LeaseGrant answers UNIMPLEMENTED',
     steps: [
       { ...json('lease', 'grant', '60'), capture: 'L1' },
       json('put', 'k', 'v1', '--lease={L1}'),
