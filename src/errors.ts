@@ -42,6 +42,11 @@ export const Errors = {
   timeout: e(C.UNAVAILABLE, 'etcdserver: request timed out'),
   notCapable: e(C.UNAVAILABLE, 'etcdserver: not capable'),
   corrupt: e(C.DATA_LOSS, 'etcdserver: corrupt cluster'),
+  // v3election's errors are plain Go errors in etcd, so clients see them as UNKNOWN with these words.
+  electionNotLeader: e(C.UNKNOWN, 'election: not leader'),
+  electionNoLeader: e(C.UNKNOWN, 'election: no leader'),
+  missingLeaderKey: e(C.UNKNOWN, '"leader" field must be provided'),
+  canceled: e(C.CANCELLED, 'context canceled'),
 } as const;
 
 /** For a service or method Plinth does not have yet: gRPC's own answer, as a server without it gives. */

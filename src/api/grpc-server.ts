@@ -4,19 +4,26 @@ import type { EtcdServer } from '../server/etcd-server';
 import { clusterService } from './cluster-service';
 import { kvService } from './kv-service';
 import { leaseService } from './lease-service';
+import { electionService, lockService } from './lock-election-service';
 import { maintenanceDataService } from './maintenance-data-service';
 import { maintenanceService } from './maintenance-service';
+import { grpcMetricsInterceptor } from './http/grpc-metrics';
+import { serveClientUrls, type ClientListeners } from './http/listener';
 import { guard, serviceDefinition } from './proto';
 import { watchService } from './watch-service';
 
 /** The gRPC front of a server: etcd's services on the given listen URLs (plain http only for now). */
-export async function startGrpc(s: EtcdServer, urls: URL[]): Promise<{ server: grpc.Server; ports: number[] }> {
+export async function startGrpc(
+  s: EtcdServer,
+  urls: URL[],
+): Promise<{ server: grpc.Server; ports: number[]; listeners: ClientListeners }> {
   // As etcd: messages beyond the request limit plus overhead are refused with gRPC's words; between the
   // two, etcd's own "request is too large". grpc-js's own cap sits far above, only to bound memory.
   const maxRecv = s.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES;
   const server = new grpc.Server({
     'grpc.max_receive_message_length': Math.max(4 * maxRecv, 64 * 1024 * 1024),
     'grpc.max_send_message_length': -1,
+    interceptors: [grpcMetricsInterceptor()],
   });
   const add = (pkg: string, svc: string, impl: grpc.UntypedServiceImplementation) =>
     server.addService(serviceDefinition(pkg, svc, maxRecv), guard(impl));
@@ -30,16 +37,10 @@ export async function startGrpc(s: EtcdServer, urls: URL[]): Promise<{ server: g
   server.addService(watchDef as grpc.ServiceDefinition, guard(watchService(s)));
   add('etcdserverpb', 'Lease', leaseService(s));
   add('etcdserverpb', 'Auth', {});
-  add('v3lockpb', 'Lock', {});
-  add('v3electionpb', 'Election', {});
+  add('v3lockpb', 'Lock', lockService(s));
+  add('v3electionpb', 'Election', electionService(s));
 
-  const ports: number[] = [];
-  for (const u of urls) {
-    const host = u.hostname.startsWith('[') ? u.hostname : u.hostname;
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`${host}:${u.port || '2379'}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-    );
-    ports.push(port);
-  }
-  return { server, ports };
+  // One listener per client URL serves gRPC and HTTP/1.1 (the JSON gateway, /health, /version, /metrics).
+  const listeners = await serveClientUrls(s, server, urls);
+  return { server, ports: listeners.ports, listeners };
 }
