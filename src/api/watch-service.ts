@@ -15,11 +15,24 @@ const INVALID_WATCH_ID = -1;
  * Responses are encoded here by hand (the service's serializer passes the bytes through).
  */
 export function watchService(s: EtcdServer): grpc.UntypedServiceImplementation {
+  const headers = new HeaderCache(s);
   return {
     Watch(call: grpc.ServerDuplexStream<any, Buffer>) {
-      new WatchSession(s, call);
+      new WatchSession(s, call, headers);
     },
   };
+}
+
+/** The header of the last revision sent, encoded once and shared by every watcher's response for it. */
+class HeaderCache {
+  private last: { rev: number; term: number; bytes: Buffer } | undefined;
+  constructor(private readonly s: EtcdServer) {}
+  get(rev: number): Buffer {
+    const l = this.last;
+    if (l && l.rev === rev && l.term === this.s.raftTerm) return l.bytes;
+    this.last = { rev, term: this.s.raftTerm, bytes: encodeHeader(this.s.header(rev)) };
+    return this.last.bytes;
+  }
 }
 
 interface WatcherFlags {
@@ -41,7 +54,11 @@ class WatchSession implements WatchSink {
   private closed = false;
   private readonly progressTimer: NodeJS.Timeout;
 
-  constructor(private readonly s: EtcdServer, private readonly call: grpc.ServerDuplexStream<any, Buffer>) {
+  constructor(
+    private readonly s: EtcdServer,
+    private readonly call: grpc.ServerDuplexStream<any, Buffer>,
+    private readonly headers: HeaderCache,
+  ) {
     call.on('data', (req) => this.onRequest(req));
     // The client closed its side: like etcd, end the stream; a broken connection: free everything.
     call.on('end', () => {
@@ -123,7 +140,7 @@ class WatchSession implements WatchSink {
     const flags = this.flags.get(w)!;
     const events = b.events.map((e) => this.eventBytes(e, flags.prevKv));
     if (events.length) flags.progressDue = false;
-    const header = encodeHeader(this.s.header(b.revision));
+    const header = this.headers.get(b.revision);
     if (flags.fragment && events.length > 1 && watchResponseSize(header.length, events) >= this.s.cfg.maxRequestBytes) {
       this.sendFragments(header, w.id, events);
     } else {
