@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { GRPC_OVERHEAD_BYTES } from '../server/config';
 import type { EtcdServer } from '../server/etcd-server';
 import { clusterService } from './cluster-service';
-import { kvService } from './kv-service';
+import { kvService, PREENCODED_KV_METHODS } from './kv-service';
 import { leaseService } from './lease-service';
 import { electionService, lockService } from './lock-election-service';
 import { maintenanceDataService } from './maintenance-data-service';
@@ -27,7 +27,9 @@ export async function startGrpc(
   });
   const add = (pkg: string, svc: string, impl: grpc.UntypedServiceImplementation) =>
     server.addService(serviceDefinition(pkg, svc, maxRecv), guard(impl));
-  add('etcdserverpb', 'KV', kvService(s));
+  const kvDef = serviceDefinition('etcdserverpb', 'KV', maxRecv) as Record<string, grpc.MethodDefinition<any, any>>;
+  for (const m of PREENCODED_KV_METHODS) kvDef[m] = { ...kvDef[m], responseSerialize: (b: Buffer) => b };
+  server.addService(kvDef as grpc.ServiceDefinition, guard(kvService(s)));
   add('etcdserverpb', 'Maintenance', { ...maintenanceService(s), ...maintenanceDataService(s) });
   add('etcdserverpb', 'Cluster', clusterService(s));
   // Services not built yet are registered empty, so every call gets gRPC's UNIMPLEMENTED status.

@@ -4,11 +4,16 @@ import type { EtcdServer } from '../server/etcd-server';
 import * as c from '../wire/convert';
 import { answer } from './errors';
 import { WIRE_SIZE } from './proto';
+import { encodePutResponse, encodeRangeResponse } from '../wire/kv-codec';
 
 type Call = grpc.ServerUnaryCall<any, any>;
 type Cb = grpc.sendUnaryData<any>;
 
-/** etcdserverpb.KV: decode, call the server, encode. Writes larger than --max-request-bytes are refused. */
+/**
+ * etcdserverpb.KV: decode, call the server, encode. Writes larger than --max-request-bytes are refused.
+ * Range and Put answers are encoded by hand (wire/kv-codec.ts): their serializers pass bytes through.
+ */
+export const PREENCODED_KV_METHODS = ['Range', 'Put'];
 export function kvService(s: EtcdServer): grpc.UntypedServiceImplementation {
   const checkSize = (req: any) => {
     if (req[WIRE_SIZE] > s.cfg.maxRequestBytes) throw Errors.requestTooLarge;
@@ -17,14 +22,14 @@ export function kvService(s: EtcdServer): grpc.UntypedServiceImplementation {
     Range(call: Call, cb: Cb) {
       answer(cb, () => {
         const out = s.range(c.rangeRequest(call.request));
-        const encode = (r: Awaited<typeof out>) => c.rangeResponse(r, c.header(s.header(r.revision)));
+        const encode = (r: Awaited<typeof out>) => encodeRangeResponse(s.header(r.revision), r.kvs, r.more, r.count);
         return out instanceof Promise ? out.then(encode) : encode(out);
       });
     },
     Put(call: Call, cb: Cb) {
       answer(cb, () => {
         checkSize(call.request);
-        return s.put(c.putRequest(call.request)).then((r) => c.putResponse(r, c.header(s.header(r.revision))));
+        return s.put(c.putRequest(call.request)).then((r) => encodePutResponse(s.header(r.revision), r.prevKv));
       });
     },
     DeleteRange(call: Call, cb: Cb) {

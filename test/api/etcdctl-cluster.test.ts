@@ -68,7 +68,7 @@ describe.skipIf(!ETCDCTL_AVAILABLE || !ETCD_AVAILABLE)('etcdctl endpoint and mem
   });
 
   it('unbuilt services answer UNIMPLEMENTED', () => {
-    const r = etcdctl(plinth.endpoint, ['lease', 'grant', '10']);
+    const r = etcdctl(plinth.endpoint, ['user', 'list']); // Auth is not built yet
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/Unimplemented|UNIMPLEMENTED/i);
   });
