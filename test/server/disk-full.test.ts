@@ -38,53 +38,59 @@ describe.skipIf(!canMount() || !ETCDCTL_AVAILABLE).each(['lmdb', 'leveldb', 'mem
     const args = ['--wal-segment-bytes', String(1024 * 1024), '--quota-backend-bytes', '-1', '--backend-batch-interval', '20ms'];
     let server = await startPlinth({ backend, dataDir, extraArgs: args });
     let kv = new RawKv(server.endpoint);
-    const acked: string[] = [];
-    const errors: string[] = [];
-    const deadline = Date.now() + 40_000;
-    await Promise.all(
-      Array.from({ length: 4 }, async (_, w) => {
-        for (let i = 0; i < 2000 && Date.now() < deadline && errors.length < 20; i++) {
-          const key = `k/${w}/${i}`;
-          try {
-            await kv.put({ key: b(key), value: valueFor(key) });
-            acked.push(key);
-          } catch (err) {
-            errors.push((err as Error).message);
-            await new Promise((r) => setTimeout(r, 20));
+    // Whatever fails below, the server is stopped (afterAll then unmounts the tmpfs).
+    const servers = [server];
+    try {
+      const acked: string[] = [];
+      const errors: string[] = [];
+      const deadline = Date.now() + 40_000;
+      await Promise.all(
+        Array.from({ length: 4 }, async (_, w) => {
+          for (let i = 0; i < 2000 && Date.now() < deadline && errors.length < 20; i++) {
+            const key = `k/${w}/${i}`;
+            try {
+              await kv.put({ key: b(key), value: valueFor(key) });
+              acked.push(key);
+            } catch (err) {
+              errors.push((err as Error).message);
+              await new Promise((r) => setTimeout(r, 20));
+            }
           }
-        }
-      }),
-    );
-    expect(errors.length, 'the disk must fill up within the bound').toBeGreaterThan(0);
-    expect(server.proc.exitCode, 'the server stays up').toBeNull();
-    expect(errors.at(-1)).toContain('etcdserver: mvcc: database space exceeded');
-    const alarms = etcdctl(server.endpoint, ['alarm', 'list']);
-    expect(alarms.stdout, `${alarms.stderr}\nserver log:\n${server.logs()}`).toMatch(/alarm:NOSPACE/);
-    // Reads go on.
-    const sample = acked.filter((_, i) => i % 25 === 0);
-    const wrong: string[] = [];
-    for (const key of sample) if (!(await kv.range({ key: b(key) })).kvs[0]?.value.equals(valueFor(key))) wrong.push(key);
-    expect(wrong).toEqual([]);
+        }),
+      );
+      expect(errors.length, 'the disk must fill up within the bound').toBeGreaterThan(0);
+      expect(server.proc.exitCode, 'the server stays up').toBeNull();
+      expect(errors.at(-1)).toContain('etcdserver: mvcc: database space exceeded');
+      const alarms = etcdctl(server.endpoint, ['alarm', 'list']);
+      expect(alarms.stdout, `${alarms.stderr}\nserver log:\n${server.logs()}`).toMatch(/alarm:NOSPACE/);
+      // Reads go on.
+      const sample = acked.filter((_, i) => i % 25 === 0);
+      const wrong: string[] = [];
+      for (const key of sample) if (!(await kv.range({ key: b(key) })).kvs[0]?.value.equals(valueFor(key))) wrong.push(key);
+      expect(wrong).toEqual([]);
 
-    // Free space; the backend's commits go through again; disarm; writes work.
-    rmSync(filler);
-    await new Promise((r) => setTimeout(r, 3000));
-    expect(etcdctl(server.endpoint, ['alarm', 'disarm']).code).toBe(0);
-    const after = await kv.put({ key: b('after'), value: b('space freed') });
-    expect(Number(after.header.revision)).toBeGreaterThan(acked.length);
-    kv.close();
-    await server.stop({ keepData: true });
+      // Free space; the backend's commits go through again; disarm; writes work.
+      rmSync(filler);
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(etcdctl(server.endpoint, ['alarm', 'disarm']).code).toBe(0);
+      const after = await kv.put({ key: b('after'), value: b('space freed') });
+      expect(Number(after.header.revision)).toBeGreaterThan(acked.length);
+      kv.close();
+      await server.stop({ keepData: true });
 
-    // Nothing acknowledged was lost, nothing is corrupt.
-    server = await startPlinth({ backend, dataDir, extraArgs: args });
-    kv = new RawKv(server.endpoint);
-    const all = await kv.range({ key: b('k/'), range_end: b('k0') });
-    const present = new Map(all.kvs.map((x) => [x.key.toString(), x.value]));
-    expect(acked.filter((k) => !present.has(k))).toEqual([]);
-    // (Buffer.equals: a deep toEqual on thousands of 8 KB buffers takes tens of seconds.)
-    expect(acked.filter((k) => !present.get(k)!.equals(valueFor(k)))).toEqual([]);
-    expect((await kv.range({ key: b('after') })).kvs[0]?.value.toString()).toBe('space freed');
-    kv.close();
-    await server.stop({ keepData: true });
+      // Nothing acknowledged was lost, nothing is corrupt.
+      server = await startPlinth({ backend, dataDir, extraArgs: args });
+      servers.push(server);
+      kv = new RawKv(server.endpoint);
+      const all = await kv.range({ key: b('k/'), range_end: b('k0') });
+      const present = new Map(all.kvs.map((x) => [x.key.toString(), x.value]));
+      expect(acked.filter((k) => !present.has(k))).toEqual([]);
+      // (Buffer.equals: a deep toEqual on thousands of 8 KB buffers takes tens of seconds.)
+      expect(acked.filter((k) => !present.get(k)!.equals(valueFor(k)))).toEqual([]);
+      expect((await kv.range({ key: b('after') })).kvs[0]?.value.toString()).toBe('space freed');
+      kv.close();
+    } finally {
+      for (const srv of servers) await srv.stop({ keepData: true });
+    }
   }, 90_000);
 });
