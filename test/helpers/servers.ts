@@ -47,6 +47,18 @@ export const ETCD_AVAILABLE = hasBinary('etcd');
 
 const REPO = resolve(__dirname, '..', '..');
 
+// A safety net: whatever a test leaves running (a failed assertion before its stop()), the servers it
+// started end with the test process.
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+function track(p: ChildProcess): ChildProcess {
+  live.add(p);
+  p.once('exit', () => live.delete(p));
+  return p;
+}
+
 async function waitFor(cond: () => boolean, proc: ChildProcess, logs: () => string): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (!cond()) {
@@ -119,7 +131,7 @@ async function startEtcdOnce(extraArgs: string[]): Promise<RunningServer> {
   const url = `http://127.0.0.1:${port}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   let out = '';
-  const proc = spawn(
+  const proc = track(spawn(
     'etcd',
     [
       '--name', 'default', '--data-dir', dataDir,
@@ -129,7 +141,7 @@ async function startEtcdOnce(extraArgs: string[]): Promise<RunningServer> {
       ...extraArgs,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  ));
   proc.stdout!.on('data', (d) => (out = (out + d).slice(-4000)));
   proc.stderr!.on('data', (d) => (out = (out + d).slice(-4000)));
   const endpoint = `127.0.0.1:${port}`;
@@ -164,7 +176,7 @@ async function startPlinthOnce(opts: PlinthOptions): Promise<RunningServer> {
   let out = '';
   const bin = join(REPO, 'bin', 'plinth.js');
   if (!existsSync(join(REPO, 'dist', 'src', 'cli', 'main.js'))) throw new Error('dist/ missing: run npm run build');
-  const proc = spawn(
+  const proc = track(spawn(
     process.execPath,
     [
       bin, '--name', 'default', '--data-dir', dataDir,
@@ -172,7 +184,7 @@ async function startPlinthOnce(opts: PlinthOptions): Promise<RunningServer> {
       '--backend', opts.backend ?? 'lmdb', ...(opts.extraArgs ?? []),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  ));
   proc.stdout!.on('data', (d) => (out = (out + d).slice(-4000)));
   proc.stderr!.on('data', (d) => (out = (out + d).slice(-4000)));
   const endpoint = `127.0.0.1:${port}`;
