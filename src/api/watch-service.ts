@@ -1,5 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import { encodeKeyValue } from '../mvcc/key-value';
+import { GRPC_OVERHEAD_BYTES } from '../server/config';
 import type { EtcdServer } from '../server/etcd-server';
 import { EventType, eventKvBytes, type WatchBatch, type WatchEvent, type Watcher, type WatchSink } from '../watch/hub';
 import { encodeEvent, encodeHeader, encodeWatchResponse, watchResponseSize, type WatchResponseFields } from '../wire/watch-codec';
@@ -8,7 +9,7 @@ import { INVALID, type Invalid } from './proto';
 /** Responses a stream may hold unsent before its watchers are set aside as slow (etcd: chanBufLen). */
 const MAX_QUEUED = 1024;
 /** clientv3.InvalidWatchID: the id of responses that belong to no watcher. */
-const INVALID_WATCH_ID = -1;
+const INVALID_WATCH_ID = -1n;
 
 /**
  * etcdserverpb.Watch: one session per stream, many watchers per session, as etcd's serverWatchStream.
@@ -44,9 +45,9 @@ interface WatcherFlags {
 }
 
 class WatchSession implements WatchSink {
-  private readonly watchers = new Map<number, Watcher>();
+  private readonly watchers = new Map<bigint, Watcher>();
   private readonly flags = new WeakMap<Watcher, WatcherFlags>();
-  private nextId = 0;
+  private nextId = 0n;
   private queue: Buffer[] = [];
   private head = 0;
   private blocked = false;
@@ -60,11 +61,8 @@ class WatchSession implements WatchSink {
     private readonly headers: HeaderCache,
   ) {
     call.on('data', (req) => this.onRequest(req));
-    // The client closed its side: like etcd, end the stream; a broken connection: free everything.
-    call.on('end', () => {
-      this.close();
-      call.end();
-    });
+    // The client closing its side ends nothing, as with etcd (events keep coming until the call is
+    // canceled); a canceled call or a broken connection frees everything.
     call.on('error', () => this.close());
     call.on('cancelled', () => this.close());
     call.on('close', () => this.close());
@@ -84,7 +82,7 @@ class WatchSession implements WatchSink {
       case 'createRequest':
         return this.create(req.createRequest);
       case 'cancelRequest':
-        return this.cancel(Number(req.cancelRequest.watchId));
+        return this.cancel(BigInt(req.cancelRequest.watchId ?? 0));
       case 'progressRequest':
         return this.enqueue({ header: this.s.header(), watchId: INVALID_WATCH_ID });
     }
@@ -99,8 +97,8 @@ class WatchSession implements WatchSink {
     const refuse = (reason: string) =>
       this.enqueue({ header: this.s.header(rev), watchId: INVALID_WATCH_ID, created: true, canceled: true, cancelReason: reason });
     if (end !== undefined && end !== '' && skey >= end) return refuse('mvcc: watcher range is empty');
-    let id = Number(c.watchId ?? 0);
-    if (id === 0) {
+    let id = BigInt(c.watchId ?? 0);
+    if (id === 0n) {
       // AutoWatchID: the next free id of this stream.
       while (this.watchers.has(this.nextId)) this.nextId++;
       id = this.nextId++;
@@ -116,7 +114,7 @@ class WatchSession implements WatchSink {
     this.flags.set(w, { prevKv: !!c.prevKv, fragment: !!c.fragment, progressNotify: !!c.progressNotify, progressDue: true });
   }
 
-  private cancel(id: number): void {
+  private cancel(id: bigint): void {
     const w = this.watchers.get(id);
     if (!w) return; // etcd answers nothing for an unknown watch id
     this.s.watchHub.cancel(w);
@@ -141,7 +139,8 @@ class WatchSession implements WatchSink {
     const events = b.events.map((e) => this.eventBytes(e, flags.prevKv));
     if (events.length) flags.progressDue = false;
     const header = this.headers.get(b.revision);
-    if (flags.fragment && events.length > 1 && watchResponseSize(header.length, events) >= this.s.cfg.maxRequestBytes) {
+    // etcd splits at its gRPC receive limit: --max-request-bytes plus the 512 KiB allowance.
+    if (flags.fragment && events.length > 1 && watchResponseSize(header.length, w.id, events, false) >= this.fragmentLimit) {
       this.sendFragments(header, w.id, events);
     } else {
       this.push(encodeWatchResponse({ watchId: w.id, events }, header));
@@ -168,14 +167,18 @@ class WatchSession implements WatchSink {
   }
 
   /** etcd's sendFragments: responses under --max-request-bytes, all but the last marked fragment. */
-  private sendFragments(header: Buffer, watchId: number, events: Buffer[]): void {
-    const max = this.s.cfg.maxRequestBytes;
+  private get fragmentLimit(): number {
+    return this.s.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES;
+  }
+
+  private sendFragments(header: Buffer, watchId: bigint, events: Buffer[]): void {
+    const max = this.fragmentLimit;
     let i = 0;
     while (i < events.length) {
       const part: Buffer[] = [];
       while (i < events.length) {
         part.push(events[i]);
-        if (part.length > 1 && watchResponseSize(header.length, part) >= max) {
+        if (part.length > 1 && watchResponseSize(header.length, watchId, part, true) >= max) {
           part.pop();
           break;
         }

@@ -217,7 +217,7 @@ export class Concurrency {
           return true;
         },
       };
-      const w = hub.watch(-1, key.toString('latin1'), end === undefined ? undefined : end.toString('latin1'), from, {}, sink);
+      const w = hub.watch(-1n, key.toString('latin1'), end === undefined ? undefined : end.toString('latin1'), from, {}, sink);
       signal.addEventListener('abort', onAbort);
     });
   }

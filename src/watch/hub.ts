@@ -46,7 +46,8 @@ export class Watcher {
   canceled = false;
 
   constructor(
-    readonly id: number,
+    /** int64 on the wire; ids above 2^53 must round-trip exactly. */
+    readonly id: bigint,
     /** latin1 strings; end undefined = the single key, '' = every key from key on. */
     readonly key: string,
     readonly end: string | undefined,
@@ -158,7 +159,7 @@ export class WatchHub {
    * Adds a watcher. startRev 0 means "from the next write"; a past revision replays history from it;
    * a future one waits for it.
    */
-  watch(id: number, key: string, end: string | undefined, startRev: number, opts: WatchOptions, sink: WatchSink): Watcher {
+  watch(id: bigint, key: string, end: string | undefined, startRev: number, opts: WatchOptions, sink: WatchSink): Watcher {
     const cur = this.store.currentRev;
     const synced = startRev === 0 || startRev > cur;
     const w = new Watcher(id, key, end, synced ? Math.max(cur + 1, startRev) : startRev, opts, sink);
@@ -182,10 +183,9 @@ export class WatchHub {
 
   /** A progress notification for w if it is caught up (etcd's RequestProgress): an empty batch. */
   requestProgress(w: Watcher): void {
-    if (w.canceled || w.victim || this.unsynced.has(w)) return;
-    const rev = this.store.currentRev;
-    if (w.minRev <= rev) return; // behind: events will come first
-    w.sink.send({ watcher: w, events: [], revision: rev });
+    // As etcd's: only a synced watcher is told the current revision (one catching up gets events first).
+    if (w.canceled || !this.synced.has(w)) return;
+    w.sink.send({ watcher: w, events: [], revision: this.store.currentRev });
   }
 
   /** The consumer of these watchers can take more again: catch them up from history. */
@@ -267,7 +267,13 @@ export class WatchHub {
           }
           continue;
         }
-        if (w.minRev >= oldestInRing) this.catchUpFromRing(w);
+        if (w.minRev < 1) {
+          // A negative start revision: etcd's backend range from it finds nothing (the revision wraps
+          // around as unsigned), so the watcher simply goes live.
+          w.minRev = this.store.currentRev + 1;
+          this.unsynced.delete(w);
+          this.synced.add(w);
+        } else if (w.minRev >= oldestInRing) this.catchUpFromRing(w);
         else fromBackend.push(w);
       }
       if (fromBackend.length) await this.catchUpFromBackend(fromBackend);
@@ -287,7 +293,11 @@ export class WatchHub {
     for (; start < this.ring.length && revs < this.maxRevs; start++) {
       const entry = this.ring[start];
       let any = false;
+      // At the compacted revision itself only what compaction keeps is still history: its puts. (The
+      // backend no longer has the deletes; the ring must not give more than the backend would.)
+      const compacted = entry.rev <= this.store.compactMainRev;
       for (const e of entry.events) {
+        if (compacted && e.type === EventType.DELETE) continue;
         if (w.matches(e.kv.key.toString('latin1')) && w.wants(e)) {
           events.push(e);
           any = true;

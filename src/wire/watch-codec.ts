@@ -12,7 +12,7 @@ export interface HeaderFields {
 export interface WatchResponseFields {
   /** Not needed when the header's bytes are passed to encodeWatchResponse. */
   header?: HeaderFields;
-  watchId: number;
+  watchId: bigint;
   created?: boolean;
   canceled?: boolean;
   compactRevision?: number;
@@ -96,7 +96,7 @@ export function encodeWatchResponse(r: WatchResponseFields, headerBytes?: Buffer
   const w = new Writer();
   w.byte(0x0a);
   w.bytes(header);
-  if (r.watchId !== 0) (w.byte(0x10), w.varint(r.watchId));
+  if (r.watchId !== 0n) (w.byte(0x10), w.bigVarint(r.watchId));
   if (r.created) (w.byte(0x18), w.byte(1));
   if (r.canceled) (w.byte(0x20), w.byte(1));
   if (r.compactRevision) (w.byte(0x28), w.varint(r.compactRevision));
@@ -106,11 +106,26 @@ export function encodeWatchResponse(r: WatchResponseFields, headerBytes?: Buffer
   return w.done();
 }
 
-/** Size of a WatchResponse with these events, as sendFragments measures it. */
-export function watchResponseSize(headerLen: number, events: Buffer[], fixed = 16): number {
-  let n = 2 + headerLen + fixed;
+/**
+ * The exact protobuf size of a WatchResponse { header, watch_id, events, fragment }, as etcd's
+ * sendFragments measures it with WatchResponse.Size().
+ */
+export function watchResponseSize(headerLen: number, watchId: bigint, events: Buffer[], fragment: boolean): number {
+  let n = 1 + varintLen(headerLen) + headerLen;
+  if (watchId !== 0n) n += 1 + bigVarintLen(watchId);
+  if (fragment) n += 2;
   for (const e of events) n += 1 + varintLen(e.length) + e.length;
   return n;
+}
+
+function bigVarintLen(n: bigint): number {
+  let u = BigInt.asUintN(64, n);
+  let l = 1;
+  while (u >= 128n) {
+    u >>= 7n;
+    l++;
+  }
+  return l;
 }
 
 function varintLen(n: number): number {

@@ -109,7 +109,7 @@ describe.each([1, 2, 3, 4, 5, 6, 7, 8])('watch hub property (seed %i)', (seed) =
             return true;
           },
         };
-        p.w = hub.watch(probes.length, range[0], range[1], start, { noPut: p.noPut, noDelete: p.noDelete }, sink);
+        p.w = hub.watch(BigInt(probes.length), range[0], range[1], start, { noPut: p.noPut, noDelete: p.noDelete }, sink);
         probes.push(p);
       } else if (r < 0.9) {
         await new Promise((res) => setTimeout(res, 1)); // let catch-up rounds run between writes
