@@ -41,7 +41,7 @@ export async function main(argv: string[]): Promise<void> {
     log(`cannot start: ${(err as Error).message}`);
     process.exit(1);
   }
-  const { server: grpcServer } = await startGrpc(server, cfg.listenClientUrls);
+  const { server: grpcServer, listeners } = await startGrpc(server, cfg.listenClientUrls);
   log(`plinth ${PLINTH_VERSION} serving ${cfg.listenClientUrls.map((u) => u.href).join(',')} (backend ${cfg.backend}, data-dir ${cfg.dataDir}, member ${server.memberId.toString(16)})`);
 
   let stopping = false;
@@ -49,6 +49,8 @@ export async function main(argv: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     log(`received ${signal}, stopping`);
+    // The HTTP side first: its gateway streams are gRPC calls that would hold up the gRPC shutdown.
+    await listeners.close();
     const force = setTimeout(() => grpcServer.forceShutdown(), 5000);
     await new Promise<void>((r) => grpcServer.tryShutdown(() => r()));
     clearTimeout(force);

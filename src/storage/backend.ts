@@ -1,4 +1,5 @@
 import { BUCKETS, type Bucket, type Engine, type EngineKind, type WriteOp } from './engine';
+import { backendCommitSeconds, timed } from '../metrics';
 
 /**
  * Backend = an Engine plus a write buffer, as etcd's backend is bbolt plus its batch tx buffer.
@@ -90,7 +91,7 @@ export class Backend {
     this.pending = new Batch();
     this.inflight = batch;
     const engine = this.engine;
-    const write = this.recoverFirst && engine.recover ? engine.recover().then(() => engine.write(batch.ops)) : engine.write(batch.ops);
+    const write = timed(backendCommitSeconds, this.recoverFirst && engine.recover ? engine.recover().then(() => engine.write(batch.ops)) : engine.write(batch.ops));
     const done = write.then(
       () => {
         this.commits++;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { EntryType, type Entry, type HardState } from '../entry';
 import { readRecord, RecordKind, recordSize, validRecordAfter, writeRecord } from './record';
+import { timed, walFsyncSeconds } from '../../metrics';
 
 // The write-ahead log: entries are durable once append() resolves (one write and one fdatasync for
 // everything passed in, so callers that batch get group commit). Segment files are named
@@ -208,7 +209,7 @@ export class Wal {
       i = j;
       await this.cut(entries[i].index);
     }
-    if (!this.noSync) await this.fd.datasync();
+    if (!this.noSync) await timed(walFsyncSeconds, this.fd.datasync());
   }
 
   /** Closes the current segment (durably) and starts a new one whose first entry is firstIndex. */

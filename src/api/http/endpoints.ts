@@ -1,0 +1,144 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { effectiveQuota, ETCD_CLUSTER_VERSION, ETCD_COMPAT_VERSION } from '../../server/config';
+import type { EtcdServer } from '../../server/etcd-server';
+import { registry } from '../../metrics';
+import * as c from '../../wire/convert';
+
+// /health, /version and /metrics as etcd 3.4 serves them on the client URL (etcdhttp/metrics.go,
+// etcdhttp/base.go, promhttp).
+
+const healthSuccess = registry.counter('etcd_server_health_success', 'The total number of successful health checks');
+const healthFailures = registry.counter('etcd_server_health_failures', 'The total number of failed health checks');
+
+/** Go's http.Error: text/plain, nosniff, the message and a newline. */
+export function httpError(res: ServerResponse, status: number, msg: string, headers: Record<string, string> = {}): void {
+  const body = msg + '\n';
+  res.writeHead(status, {
+    ...headers,
+    'Content-Type': 'text/plain; charset=utf-8',
+    'X-Content-Type-Options': 'nosniff',
+    'Content-Length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+function onlyGet(req: IncomingMessage, res: ServerResponse): boolean {
+  if (req.method === 'GET') return true;
+  httpError(res, 405, 'Method Not Allowed', { Allow: 'GET' });
+  return false;
+}
+
+/** etcd's checkHealth: an active alarm, no leader, or a read through the server that fails within 1 s. */
+async function checkHealth(s: EtcdServer): Promise<{ health: string }> {
+  let ok = s.alarms.list().length === 0;
+  if (ok) {
+    // etcd's QGET through raft; here a linearizable read of one key, bounded by a second.
+    const read = Promise.resolve().then(() => s.range(c.rangeRequest({ key: Buffer.from('health'), countOnly: true })));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), 1000)));
+    try {
+      await Promise.race([read, timeout]);
+    } catch {
+      ok = false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  (ok ? healthSuccess : healthFailures).inc();
+  return { health: ok ? 'true' : 'false' };
+}
+
+export async function serveHealth(s: EtcdServer, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (!onlyGet(req, res)) return;
+  const h = await checkHealth(s);
+  const body = JSON.stringify(h);
+  if (h.health !== 'true') return httpError(res, 503, body);
+  res.writeHead(200, { 'Content-Length': Buffer.byteLength(body), 'Content-Type': 'text/plain; charset=utf-8' });
+  res.end(body);
+}
+
+export function serveVersion(req: IncomingMessage, res: ServerResponse): void {
+  if (!onlyGet(req, res)) return;
+  const body = JSON.stringify({ etcdserver: ETCD_COMPAT_VERSION, etcdcluster: ETCD_CLUSTER_VERSION });
+  res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+export function serveMetrics(res: ServerResponse): void {
+  const body = registry.render();
+  res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+// --- the server's gauges, read at scrape time ---
+
+const START_SECONDS = Math.round((Date.now() - process.uptime() * 1000) / 10) / 100;
+
+function procStat(): { vsize: number; rss: number } | undefined {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { vsize: Number(f[20]), rss: Number(f[21]) * 4096 };
+  } catch {
+    return undefined;
+  }
+}
+
+function maxFds(): number {
+  try {
+    const m = /Max open files\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Registers the gauges that read this server (the last server registered is the one reported). */
+export function registerServerMetrics(s: EtcdServer): void {
+  const g = (name: string, help: string, read: () => number) => registry.gauge(name, help, [], read);
+  const one = (name: string, help: string, label: string, value: () => string) => {
+    const m = registry.gauge(name, help, [label]);
+    m.collect = () => [[{ [label]: value() }, 1]];
+  };
+  g('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', () => 1);
+  g('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', () => 1);
+  g('etcd_server_is_learner', 'Whether or not this member is a learner. 1 if is, 0 otherwise.', () => 0);
+  const changes = registry.counter('etcd_server_leader_changes_seen_total', 'The number of leader changes seen.');
+  changes.collect = () => 1; // a member of one elects itself once per start
+  one('etcd_server_id', "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.", 'server_id', () => s.memberId.toString(16));
+  one('etcd_server_version', "Which version is running. 1 for 'server_version' label with current version.", 'server_version', () => ETCD_COMPAT_VERSION);
+  one('etcd_cluster_version', "Which version is running. 1 for 'cluster_version' label with current cluster version", 'cluster_version',
+    () => ETCD_CLUSTER_VERSION.split('.').slice(0, 2).join('.'));
+  g('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', () => s.commitIndex);
+  g('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', () => s.appliedIndex);
+  g('etcd_server_quota_backend_bytes', 'Current backend storage quota size in bytes.', () => {
+    const q = effectiveQuota(s.cfg);
+    return Number.isFinite(q) ? q : 0;
+  });
+  const dbSize = () => s.backend.sizeBytes();
+  g('etcd_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', dbSize);
+  g('etcd_debugging_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', dbSize);
+  g('etcd_mvcc_db_total_size_in_use_in_bytes', 'Total size of the underlying database logically in use in bytes.', () => s.backend.engine.sizeInUseBytes());
+  g('etcd_debugging_mvcc_current_revision', 'The current revision of store.', () => s.store.currentRev);
+  g('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => Math.max(0, s.store.compactMainRev));
+  g('etcd_debugging_mvcc_keys_total', 'Total number of keys.', () =>
+    s.store.rangeKeys(Buffer.alloc(0), Buffer.alloc(0), s.store.currentRev, { limit: 0, rev: 0, countOnly: true }).count);
+  g('etcd_debugging_mvcc_watcher_total', 'Total number of watchers.', () => s.watchHub?.watcherCount ?? 0);
+  const cpu = registry.counter('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.');
+  cpu.collect = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  };
+  g('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.', () => START_SECONDS);
+  g('process_resident_memory_bytes', 'Resident memory size in bytes.', () => procStat()?.rss ?? process.memoryUsage().rss);
+  g('process_virtual_memory_bytes', 'Virtual memory size in bytes.', () => procStat()?.vsize ?? NaN);
+  g('process_open_fds', 'Number of open file descriptors.', () => {
+    try {
+      return readdirSync('/proc/self/fd').length;
+    } catch {
+      return NaN;
+    }
+  });
+  g('process_max_fds', 'Maximum number of open file descriptors.', maxFds);
+}

@@ -1,0 +1,159 @@
+import * as grpc from '@grpc/grpc-js';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import { GRPC_OVERHEAD_BYTES } from '../../server/config';
+import type { EtcdServer } from '../../server/etcd-server';
+import { httpError, registerServerMetrics, serveHealth, serveMetrics, serveVersion } from './endpoints';
+import { Gateway } from './gateway';
+
+// One listener per client URL, as etcd's cmux: each connection's first bytes decide. The HTTP/2
+// preface goes to grpc-js (through a connection injector), anything else to an HTTP/1.1 server that
+// serves the JSON gateway, /health, /version and /metrics.
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+const CORS = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Allow-Methods': 'POST, GET, OPTIONS, PUT, DELETE',
+  'Access-Control-Allow-Headers': 'accept, content-type, authorization',
+};
+
+export interface ClientListeners {
+  /** The port each client URL is served on (in order). */
+  ports: number[];
+  /** Stops accepting, ends HTTP connections (after graceMs for streams) and the gateway's client. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Host and port to listen on for a client URL (brackets of an IPv6 literal removed). */
+function hostPort(u: URL): { host: string; port: number } {
+  const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+  return { host, port: Number(u.port || '2379') };
+}
+
+/** Where the gateway dials this member: the first listener, through loopback when it listens on all addresses. */
+function gatewayTarget(u: URL, port: number): string {
+  const { host } = hostPort(u);
+  if (host === '0.0.0.0' || host === '') return `127.0.0.1:${port}`;
+  if (host === '::') return `[::1]:${port}`;
+  return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** The HTTP/1 side: etcd's handlers on the client URL. */
+export function httpHandler(s: EtcdServer, gateway: Gateway): http.RequestListener {
+  return (req, res) => {
+    for (const [k, v] of Object.entries(CORS)) res.setHeader(k, v);
+    if (req.method === 'OPTIONS') {
+      res.writeHead(200, { 'Content-Length': 0 });
+      res.end();
+      return;
+    }
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    let path = q < 0 ? url : url.slice(0, q);
+    // Go's ServeMux redirects unclean paths (e.g. //) to their clean form.
+    if (/\/\/|\/\.\.?(\/|$)/.test(path)) {
+      const clean = path.replace(/\/{2,}/g, '/');
+      res.writeHead(301, { Location: clean + (q < 0 ? '' : url.slice(q)), 'Content-Length': 0 });
+      res.end();
+      return;
+    }
+    const pageNotFound = () => httpError(res, 404, '404 page not found');
+    if (path === '/health') return void serveHealth(s, req, res).catch((err) => {
+      console.error('health check failed:', err);
+      if (!res.headersSent) httpError(res, 500, 'Internal Server Error');
+    });
+    if (path === '/version') return serveVersion(req, res);
+    if (path === '/metrics') return serveMetrics(res);
+    // etcd 3.4 still serves the gateway's /v3beta/ paths (with a deprecation warning); /v3alpha is gone.
+    if (path.startsWith('/v3beta/')) path = '/v3/' + path.slice('/v3beta/'.length);
+    if (path.startsWith('/v3/')) return gateway.handle(path, req, res, () => httpError(res, 404, 'Not Found'));
+    pageNotFound();
+  };
+}
+
+/**
+ * Listens on every client URL and serves gRPC (grpcServer, whose services are already added) and HTTP
+ * on each. The grpc server must not be bound elsewhere; it is shut down by its owner (tryShutdown and
+ * forceShutdown reach the injected connections).
+ */
+export async function serveClientUrls(s: EtcdServer, grpcServer: grpc.Server, urls: URL[]): Promise<ClientListeners> {
+  const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const maxRecvBytes = s.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES;
+  const gatewayOpts = { target: '', maxRecvBytes, maxBodyBytes: Math.max(4 * maxRecvBytes, 16 * 1024 * 1024) };
+  const gateway = new Gateway(gatewayOpts);
+  registerServerMetrics(s);
+  const httpServer = http.createServer({ requestTimeout: 0, keepAliveTimeout: 30_000 }, httpHandler(s, gateway));
+  const sockets = new Set<net.Socket>();
+  const httpSockets = new WeakSet<net.Socket>();
+  const isHttp = (sk: net.Socket) => httpSockets.has(sk);
+  const servers: net.Server[] = [];
+
+  const route = (sock: net.Socket) => {
+    sockets.add(sock);
+    sock.once('close', () => sockets.delete(sock));
+    const chunks: Buffer[] = [];
+    let len = 0;
+    const onData = (d: Buffer) => {
+      chunks.push(d);
+      len += d.length;
+      const head = chunks.length === 1 ? d : Buffer.concat(chunks, len);
+      const n = Math.min(head.length, PREFACE.length);
+      const h2 = head.subarray(0, n).equals(PREFACE.subarray(0, n));
+      if (h2 && head.length < PREFACE.length) return; // could still be either: wait for more
+      sock.off('data', onData);
+      sock.off('error', onError);
+      if (h2) {
+        // node's HTTP/2 session reads what is buffered in the socket before its handle.
+        sock.pause();
+        sock.unshift(head);
+        injector.injectConnection(sock);
+      } else {
+        // The HTTP/1 parser takes the socket's handle over; the bytes already read are handed to it
+        // as the socket's data event delivers them.
+        httpSockets.add(sock);
+        httpServer.emit('connection', sock);
+        sock.emit('data', head);
+      }
+    };
+    const onError = () => sock.destroy();
+    sock.on('data', onData);
+    sock.on('error', onError);
+  };
+
+  const ports: number[] = [];
+  try {
+    for (const u of urls) {
+      const { host, port } = hostPort(u);
+      const srv = net.createServer(route);
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen({ host, port }, () => {
+          srv.off('error', reject);
+          resolve();
+        });
+      });
+      servers.push(srv);
+      ports.push((srv.address() as net.AddressInfo).port);
+    }
+  } catch (err) {
+    for (const srv of servers) srv.close();
+    injector.destroy();
+    throw err;
+  }
+  gatewayOpts.target = gatewayTarget(urls[0], ports[0]);
+
+  return {
+    ports,
+    async close(graceMs = 1000) {
+      for (const srv of servers) srv.close();
+      httpServer.close();
+      httpServer.closeIdleConnections();
+      gateway.close();
+      // Streams answered by the gateway end once their calls are cancelled; give them a moment.
+      const deadline = Date.now() + graceMs;
+      while (Date.now() < deadline && [...sockets].some((sk) => !sk.destroyed && isHttp(sk))) await new Promise((r) => setTimeout(r, 20));
+      httpServer.closeAllConnections();
+    },
+  };
+}
