@@ -66,6 +66,11 @@ class Scalar extends Metric {
     this.slot(labels).v = v;
   }
 
+  /** The series for these labels, found once: for hot paths that count per request. */
+  series(labels?: Labels): { v: number } {
+    return this.slot(labels);
+  }
+
   /** Makes the series exist with value 0 (as etcd pre-declares gRPC method series). */
   declare(labels?: Labels): void {
     this.slot(labels);
