@@ -89,6 +89,7 @@ export const FLAGS: FlagSpec[] = [
     name: 'experimental-lease-checkpoint-interval', etcd: true, help: 'Duration of the time between lease checkpoints (default 5m; with --experimental-enable-lease-checkpoint).',
     apply: (c, v) => (c.leaseCheckpointIntervalMs = parseDuration('experimental-lease-checkpoint-interval', v)),
   },
+  { name: 'experimental-warning-apply-duration', etcd: true, help: 'Time duration after which a warning is generated if a request takes more time (default 100ms).', apply: (c, v) => (c.warningApplyDurationMs = parseDuration('experimental-warning-apply-duration', v)) },
   { name: 'unsafe-no-fsync', etcd: true, bool: true, help: 'Disables fsync, unsafe, will cause data loss.', apply: (c, v) => (c.unsafeNoFsync = bool('unsafe-no-fsync', v)) },
   {
     name: 'log-level', etcd: true, help: 'Configures log level. Only supports debug, info, warn, error.',

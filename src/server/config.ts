@@ -28,6 +28,8 @@ export interface ServerConfig {
   /** Record leases' remaining TTLs in the log, so a restart does not renew them (etcd's experimental flag). */
   leaseCheckpointEnabled: boolean;
   leaseCheckpointIntervalMs: number;
+  /** Requests slower than this are logged (etcd's 100 ms; --experimental-warning-apply-duration). */
+  warningApplyDurationMs: number;
   /** How often progress_notify watchers get a progress response (etcd's default 10 minutes). */
   watchProgressNotifyIntervalMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -60,6 +62,7 @@ export function defaultConfig(): ServerConfig {
     compactionSleepIntervalMs: 10,
     unsafeNoFsync: false,
     watchProgressNotifyIntervalMs: 10 * 60 * 1000,
+    warningApplyDurationMs: 100,
     leaseCheckpointEnabled: false,
     leaseCheckpointIntervalMs: 5 * 60 * 1000,
     logLevel: 'info',

@@ -15,6 +15,7 @@ import { AlarmAction, Applier, type ApplyResult } from './applier';
 import { effectiveQuota, type ServerConfig } from './config';
 import { clusterId, memberId } from './identity';
 import { takeSnapshot, type SnapshotData } from './snapshot';
+import { describeRequest, jsonLog, warnIfSlow, type LogLine } from './slow-log';
 import { decodeInternalRequest, encodeInternalRequest, type AlarmRequest, type InternalRequest } from './internal-request';
 import { checkDelete, checkPut, checkRange, checkTxn } from './validate';
 import { WatchHub } from '../watch/hub';
@@ -41,6 +42,8 @@ export interface Member {
 
 export interface ServerHooks {
   log?: (msg: string) => void;
+  /** Structured log for slow requests (JSON lines on stderr by default). */
+  slowLog?: LogLine;
   /** The server cannot go on (the WAL or the backend failed to write): it has stopped serving. */
   onFatal?: (err: Error) => void;
 }
@@ -75,6 +78,7 @@ export class EtcdServer {
   private gate: Promise<void> | undefined;
   private readonly quota: number;
   private readonly log: (msg: string) => void;
+  private readonly slowLog: LogLine;
 
   private constructor(
     readonly cfg: ServerConfig,
@@ -101,6 +105,7 @@ export class EtcdServer {
     }
     this.quota = effectiveQuota(cfg);
     this.log = hooks.log ?? (() => {});
+    this.slowLog = hooks.slowLog ?? jsonLog;
     backend.beforeCommit = () => {
       const ci = this.node.appliedIndex;
       backend.put('meta', META_CONSISTENT_INDEX, u64(ci));
@@ -181,8 +186,11 @@ export class EtcdServer {
     if (this.gate) return this.gate.then(() => this.range(req));
     this.assertServing();
     checkRange(req);
+    const start = performance.now();
     // One member: what is applied is committed, so serializable and linearizable reads agree.
-    return this.kv.range(req);
+    const r = this.kv.range(req);
+    warnIfSlow(this.slowLog, this.cfg.warningApplyDurationMs, start, 'read-only range ', () => describeRequest({ range: req }), () => `range_response_count:${r.kvs.length} count:${r.count}`);
+    return r;
   }
 
   put(req: PutRequest): Promise<PutResponse> {
@@ -346,10 +354,13 @@ export class EtcdServer {
       this.fail(new Error(`cannot decode WAL entry ${e.index}: ${(err as Error).message}`));
       return;
     }
+    const start = performance.now();
     try {
       const res = this.applier.apply(req);
+      warnIfSlow(this.slowLog, this.cfg.warningApplyDurationMs, start, '', () => describeRequest(req), () => `revision:${(res as { revision?: number }).revision ?? ''}`);
       w?.resolve(res);
     } catch (err) {
+      warnIfSlow(this.slowLog, this.cfg.warningApplyDurationMs, start, '', () => describeRequest(req), () => '', err);
       w?.reject(err);
     }
   }
