@@ -48,8 +48,3 @@ export const Errors = {
   missingLeaderKey: e(C.UNKNOWN, '"leader" field must be provided'),
   canceled: e(C.CANCELLED, 'context canceled'),
 } as const;
-
-/** For a service or method Plinth does not have yet: gRPC's own answer, as a server without it gives. */
-export function unimplemented(method: string): EtcdError {
-  return e(C.UNIMPLEMENTED, `unknown method ${method}`);
-}

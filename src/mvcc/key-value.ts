@@ -13,7 +13,8 @@ export interface KeyValue {
 
 const EMPTY = Buffer.alloc(0);
 
-function varintSize(n: number): number {
+/** Bytes of a protobuf varint for a non-negative safe integer. */
+export function varintSize(n: number): number {
   // Non-negative safe integers only (revisions, versions, lengths).
   let size = 1;
   while (n >= 128) {
@@ -23,7 +24,8 @@ function varintSize(n: number): number {
   return size;
 }
 
-function writeVarint(buf: Buffer, pos: number, n: number): number {
+/** Writes a varint at pos; returns the position after it. */
+export function writeVarint(buf: Buffer, pos: number, n: number): number {
   while (n >= 128) {
     buf[pos++] = (n % 128) | 0x80;
     n = Math.floor(n / 128);

@@ -1,26 +1,8 @@
-import { encodeKeyValue, type KeyValue } from '../mvcc/key-value';
+import { encodeKeyValue, varintSize, writeVarint, type KeyValue } from '../mvcc/key-value';
 import { encodeHeader, type HeaderFields } from './watch-codec';
 
 // RangeResponse and PutResponse encoded by hand: they are the hottest answers, and protobufjs spends
 // several µs per KeyValue where encodeKeyValue spends a fraction of one. Field numbers from rpc.proto.
-
-function varintLen(n: number): number {
-  let l = 1;
-  while (n >= 128) {
-    n = Math.floor(n / 128);
-    l++;
-  }
-  return l;
-}
-
-function writeVarint(buf: Buffer, pos: number, n: number): number {
-  while (n >= 128) {
-    buf[pos++] = (n % 128) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  buf[pos++] = n;
-  return pos;
-}
 
 function writeField(buf: Buffer, pos: number, tag: number, bytes: Buffer): number {
   buf[pos++] = tag;
@@ -31,10 +13,10 @@ function writeField(buf: Buffer, pos: number, tag: number, bytes: Buffer): numbe
 export function encodeRangeResponse(header: HeaderFields, kvs: KeyValue[], more: boolean, count: number): Buffer {
   const h = encodeHeader(header);
   const encoded = kvs.map(encodeKeyValue);
-  let size = 1 + varintLen(h.length) + h.length;
-  for (const e of encoded) size += 1 + varintLen(e.length) + e.length;
+  let size = 1 + varintSize(h.length) + h.length;
+  for (const e of encoded) size += 1 + varintSize(e.length) + e.length;
   if (more) size += 2;
-  if (count !== 0) size += 1 + varintLen(count);
+  if (count !== 0) size += 1 + varintSize(count);
   const buf = Buffer.allocUnsafe(size);
   let pos = writeField(buf, 0, 0x0a, h);
   for (const e of encoded) pos = writeField(buf, pos, 0x12, e);
@@ -52,7 +34,7 @@ export function encodeRangeResponse(header: HeaderFields, kvs: KeyValue[], more:
 export function encodePutResponse(header: HeaderFields, prevKv: KeyValue | undefined): Buffer {
   const h = encodeHeader(header);
   const p = prevKv ? encodeKeyValue(prevKv) : undefined;
-  const buf = Buffer.allocUnsafe(1 + varintLen(h.length) + h.length + (p ? 1 + varintLen(p.length) + p.length : 0));
+  const buf = Buffer.allocUnsafe(1 + varintSize(h.length) + h.length + (p ? 1 + varintSize(p.length) + p.length : 0));
   let pos = writeField(buf, 0, 0x0a, h);
   if (p) pos = writeField(buf, pos, 0x12, p);
   return buf;
