@@ -189,7 +189,8 @@ function deleteIn(txn: WriteTxn, d: DeleteRangeRequest): DeleteRangeResponse {
   return { revision, deleted, prevKvs };
 }
 
-function isReadOnly(t: TxnRequest): boolean {
+/** A txn with no put or delete on any path (nested txns included): etcd serves it without a proposal. */
+export function isReadOnly(t: TxnRequest): boolean {
   const ro = (ops: RequestOp[]) => ops.every((op) => ('range' in op ? true : 'txn' in op ? isReadOnly(op.txn) : false));
   return ro(t.success) && ro(t.failure);
 }

@@ -1,5 +1,5 @@
 import { Errors } from '../errors';
-import type { KV } from '../mvcc/kv';
+import { isReadOnly, type KV } from '../mvcc/kv';
 import type { DeleteRangeResponse, PutResponse, TxnResponse } from '../mvcc/types';
 import { AlarmType, type Alarm, type AlarmStore } from './alarms';
 import type { InternalRequest } from './internal-request';
@@ -31,7 +31,7 @@ export class Applier {
     }
     if ('deleteRange' in r) return this.kv.deleteRange(r.deleteRange);
     if ('txn' in r) {
-      if (this.alarms.has(AlarmType.NOSPACE) && writes(r.txn)) throw Errors.noSpace;
+      if (this.alarms.has(AlarmType.NOSPACE) && !isReadOnly(r.txn)) throw Errors.noSpace;
       return this.kv.txn(r.txn);
     }
     if ('compaction' in r) {
@@ -66,7 +66,3 @@ export class Applier {
   }
 }
 
-function writes(t: { success: any[]; failure: any[] }): boolean {
-  const w = (ops: any[]): boolean => ops.some((op) => 'put' in op || 'deleteRange' in op || ('txn' in op && writes(op.txn)));
-  return w(t.success) || w(t.failure);
-}

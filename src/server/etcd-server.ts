@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { Errors } from '../errors';
-import { KV } from '../mvcc/kv';
+import { isReadOnly, KV } from '../mvcc/kv';
 import { KVStore } from '../mvcc/kv-store';
 import type {
   DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
@@ -15,7 +15,7 @@ import { AlarmAction, Applier, type ApplyResult } from './applier';
 import { effectiveQuota, type ServerConfig } from './config';
 import { clusterId, memberId } from './identity';
 import { takeSnapshot, type SnapshotData } from './snapshot';
-import { describeRequest, jsonLog, warnIfSlow, type LogLine } from './slow-log';
+import { describeRequest, isSlow, jsonLog, warnSlow, type LogLine } from './slow-log';
 import { decodeInternalRequest, encodeInternalRequest, type AlarmRequest, type InternalRequest } from './internal-request';
 import { checkDelete, checkPut, checkRange, checkTxn } from './validate';
 import { WatchHub } from '../watch/hub';
@@ -189,7 +189,9 @@ export class EtcdServer {
     const start = performance.now();
     // One member: what is applied is committed, so serializable and linearizable reads agree.
     const r = this.kv.range(req);
-    warnIfSlow(this.slowLog, this.cfg.warningApplyDurationMs, start, 'read-only range ', () => describeRequest({ range: req }), () => `range_response_count:${r.kvs.length} count:${r.count}`);
+    if (isSlow(start, this.cfg.warningApplyDurationMs)) {
+      warnSlow(this.slowLog, this.cfg.warningApplyDurationMs, start, 'read-only range ', describeRequest({ range: req }), `range_response_count:${r.kvs.length} count:${r.count}`);
+    }
     return r;
   }
 
@@ -357,10 +359,12 @@ export class EtcdServer {
     const start = performance.now();
     try {
       const res = this.applier.apply(req);
-      warnIfSlow(this.slowLog, this.cfg.warningApplyDurationMs, start, '', () => describeRequest(req), () => `revision:${(res as { revision?: number }).revision ?? ''}`);
+      if (isSlow(start, this.cfg.warningApplyDurationMs)) {
+        warnSlow(this.slowLog, this.cfg.warningApplyDurationMs, start, '', describeRequest(req), `revision:${(res as { revision?: number }).revision ?? ''}`);
+      }
       w?.resolve(res);
     } catch (err) {
-      warnIfSlow(this.slowLog, this.cfg.warningApplyDurationMs, start, '', () => describeRequest(req), () => '', err);
+      if (isSlow(start, this.cfg.warningApplyDurationMs)) warnSlow(this.slowLog, this.cfg.warningApplyDurationMs, start, '', describeRequest(req), '', err);
       w?.reject(err);
     }
   }
@@ -450,10 +454,6 @@ function u64(n: number): Buffer {
   return b;
 }
 
-function isReadOnly(t: TxnRequest): boolean {
-  const ro = (ops: RequestOp[]): boolean => ops.every((op) => 'range' in op || ('txn' in op && isReadOnly(op.txn)));
-  return ro(t.success) && ro(t.failure);
-}
 
 function txnCost(t: TxnRequest): number {
   const cost = (ops: RequestOp[]): number =>

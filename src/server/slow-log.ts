@@ -25,19 +25,22 @@ export function describeRequest(r: InternalRequest | { range: RangeRequest }): s
   return `alarm:<action:${r.alarm.action} alarm:${r.alarm.alarm}>`;
 }
 
-/** Logs the request if it took longer than thresholdMs (etcd's warnOfExpensiveGenericRequest). */
-export function warnIfSlow(log: LogLine, thresholdMs: number, startMs: number, prefix: string, request: () => string, response: () => string, err?: unknown): void {
-  const took = performance.now() - startMs;
-  if (took <= thresholdMs) return;
+/** True if the request started at startMs has run longer than thresholdMs (cheap: on every request). */
+export function isSlow(startMs: number, thresholdMs: number): boolean {
+  return performance.now() - startMs > thresholdMs;
+}
+
+/** Logs a slow request as etcd's warnOfExpensiveGenericRequest does; called only once isSlow said so. */
+export function warnSlow(log: LogLine, thresholdMs: number, startMs: number, prefix: string, request: string, response: string, err?: unknown): void {
   log({
     level: 'warn',
     caller: 'server/slow-log',
     msg: 'apply request took too long',
-    took: ms(took),
+    took: ms(performance.now() - startMs),
     'expected-duration': ms(thresholdMs),
     prefix,
-    request: request(),
-    response: response(),
+    request,
+    response,
     ...(err ? { error: (err as Error).message } : {}),
   });
 }
