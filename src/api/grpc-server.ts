@@ -1,4 +1,4 @@
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { GRPC_OVERHEAD_BYTES } from '../server/config';
 import type { EtcdServer } from '../server/etcd-server';
 import { clusterService } from './cluster-service';
@@ -7,36 +7,35 @@ import { leaseService } from './lease-service';
 import { electionService, lockService } from './lock-election-service';
 import { maintenanceDataService } from './maintenance-data-service';
 import { maintenanceService } from './maintenance-service';
-import { grpcMetricsInterceptor } from './http/grpc-metrics';
+import { GrpcServer, type MethodDefinition } from './h2/grpc-server';
+import { grpcMethodSeries } from './http/grpc-metrics';
 import { serveClientUrls, type ClientListeners } from './http/listener';
 import { guard, serviceDefinition } from './proto';
 import { watchService } from './watch-service';
+
+type Defs = Record<string, MethodDefinition>;
 
 /** The gRPC front of a server: etcd's services on the given listen URLs (plain http only for now). */
 export async function startGrpc(
   s: EtcdServer,
   urls: URL[],
-): Promise<{ server: grpc.Server; ports: number[]; listeners: ClientListeners }> {
+): Promise<{ server: GrpcServer; ports: number[]; listeners: ClientListeners }> {
   // As etcd: messages beyond the request limit plus overhead are refused with gRPC's words; between the
-  // two, etcd's own "request is too large". grpc-js's own cap sits far above, only to bound memory.
+  // two, etcd's own "request is too large".
   const maxRecv = s.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES;
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': Math.max(4 * maxRecv, 64 * 1024 * 1024),
-    'grpc.max_send_message_length': -1,
-    interceptors: [grpcMetricsInterceptor()],
-  });
+  const server = new GrpcServer({ maxReceiveMessageBytes: maxRecv, seriesFor: grpcMethodSeries });
   const add = (pkg: string, svc: string, impl: grpc.UntypedServiceImplementation) =>
-    server.addService(serviceDefinition(pkg, svc, maxRecv), guard(impl));
-  const kvDef = serviceDefinition('etcdserverpb', 'KV', maxRecv) as Record<string, grpc.MethodDefinition<any, any>>;
+    server.addService(serviceDefinition(pkg, svc, maxRecv) as Defs, guard(impl));
+  const kvDef = serviceDefinition('etcdserverpb', 'KV', maxRecv) as Defs;
   for (const m of PREENCODED_KV_METHODS) kvDef[m] = { ...kvDef[m], responseSerialize: (b: Buffer) => b };
-  server.addService(kvDef as grpc.ServiceDefinition, guard(kvService(s)));
+  server.addService(kvDef, guard(kvService(s)));
   add('etcdserverpb', 'Maintenance', { ...maintenanceService(s), ...maintenanceDataService(s) });
   add('etcdserverpb', 'Cluster', clusterService(s));
   // Services not built yet are registered empty, so every call gets gRPC's UNIMPLEMENTED status.
   // Watch responses are encoded by hand (watch-service.ts): its serializer passes the bytes through.
-  const watchDef = serviceDefinition('etcdserverpb', 'Watch', maxRecv) as Record<string, grpc.MethodDefinition<any, any>>;
+  const watchDef = serviceDefinition('etcdserverpb', 'Watch', maxRecv) as Defs;
   watchDef.Watch = { ...watchDef.Watch, responseSerialize: (b: Buffer) => b };
-  server.addService(watchDef as grpc.ServiceDefinition, guard(watchService(s)));
+  server.addService(watchDef, guard(watchService(s)));
   add('etcdserverpb', 'Lease', leaseService(s));
   add('etcdserverpb', 'Auth', {});
   add('v3lockpb', 'Lock', lockService(s));

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGrpc } from '../../src/api/grpc-server';
+import type { GrpcServer } from '../../src/api/h2/grpc-server';
 import { defaultConfig } from '../../src/server/config';
 import { EtcdServer } from '../../src/server/etcd-server';
 import { freePort } from '../helpers/servers';
@@ -22,7 +23,7 @@ const until = async (cond: () => boolean, ms = 5000) => {
 describe('watch stream lifecycle', () => {
   const dir = mkdtempSync(join(tmpdir(), 'plinth-watch-life-'));
   let s: EtcdServer;
-  let grpcServer: grpc.Server;
+  let grpcServer: GrpcServer;
   let endpoint: string;
   const Watch = (grpc.loadPackageDefinition(packageDefinition).etcdserverpb as any).Watch;
 

@@ -1,4 +1,4 @@
-import * as grpc from '@grpc/grpc-js';
+import type { MethodDefinition, MethodSeries } from '../h2/grpc-server';
 import { registry } from '../../metrics';
 import { gatewayRoot } from './jsonpb';
 
@@ -50,62 +50,19 @@ function declareAll(): void {
   }
 }
 
-interface MethodSeries {
-  started: { v: number };
-  received: { v: number };
-  sent: { v: number };
-  handled: { v: number }[];
-}
-
-/** A grpc-js server interceptor that counts calls, messages and outcomes. */
-export function grpcMetricsInterceptor(): grpc.ServerInterceptor {
+/** The series of one method: found once when its service is added; a call then only bumps numbers. */
+export function grpcMethodSeries(method: MethodDefinition): MethodSeries {
   declareAll();
-  // Per method, the series are found once: a call then only bumps numbers (this is on every request).
-  const byPath = new Map<string, MethodSeries>();
-  const seriesFor = (method: grpc.ServerMethodDefinition<any, any>): MethodSeries => {
-    let m = byPath.get(method.path);
-    if (m) return m;
-    const slash = method.path.lastIndexOf('/');
-    const labels = {
-      grpc_type: grpcType(method.requestStream, method.responseStream),
-      grpc_service: method.path.slice(1, slash),
-      grpc_method: method.path.slice(slash + 1),
-    };
-    m = {
-      started: started.series(labels),
-      received: received.series(labels),
-      sent: sent.series(labels),
-      handled: CODE_NAMES.map((code) => handled.series({ grpc_code: code, ...labels })),
-    };
-    byPath.set(method.path, m);
-    return m;
+  const slash = method.path.lastIndexOf('/');
+  const labels = {
+    grpc_type: grpcType(method.requestStream, method.responseStream),
+    grpc_service: method.path.slice(1, slash),
+    grpc_method: method.path.slice(slash + 1),
   };
-  return (method, call) => {
-    const m = seriesFor(method);
-    m.started.v++;
-    let done = false;
-    const finish = (code: number) => {
-      if (done) return;
-      done = true;
-      (m.handled[code] ?? m.handled[2]).v++; // an unknown code counts as Unknown
-    };
-    return new grpc.ServerInterceptingCall(call, {
-      start: (next) =>
-        next({
-          onReceiveMessage: (msg, nextMsg) => {
-            m.received.v++;
-            nextMsg(msg);
-          },
-          onCancel: () => finish(grpc.status.CANCELLED),
-        }),
-      sendMessage: (msg, next) => {
-        m.sent.v++;
-        next(msg);
-      },
-      sendStatus: (status, next) => {
-        finish(status.code);
-        next(status);
-      },
-    });
+  return {
+    started: started.series(labels),
+    received: received.series(labels),
+    sent: sent.series(labels),
+    handled: CODE_NAMES.map((code) => handled.series({ grpc_code: code, ...labels })),
   };
 }

@@ -1,13 +1,13 @@
-import * as grpc from '@grpc/grpc-js';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { GRPC_OVERHEAD_BYTES } from '../../server/config';
 import type { EtcdServer } from '../../server/etcd-server';
 import { httpError, registerServerMetrics, serveHealth, serveMetrics, serveVersion } from './endpoints';
 import { Gateway } from './gateway';
+import type { GrpcServer } from '../h2/grpc-server';
 
 // One listener per client URL, as etcd's cmux: each connection's first bytes decide. The HTTP/2
-// preface goes to grpc-js (through a connection injector), anything else to an HTTP/1.1 server that
+// preface goes to our gRPC server (h2/), anything else to an HTTP/1.1 server that
 // serves the JSON gateway, /health, /version and /metrics.
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -77,8 +77,7 @@ export function httpHandler(s: EtcdServer, gateway: Gateway): http.RequestListen
  * on each. The grpc server must not be bound elsewhere; it is shut down by its owner (tryShutdown and
  * forceShutdown reach the injected connections).
  */
-export async function serveClientUrls(s: EtcdServer, grpcServer: grpc.Server, urls: URL[]): Promise<ClientListeners> {
-  const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+export async function serveClientUrls(s: EtcdServer, grpcServer: GrpcServer, urls: URL[]): Promise<ClientListeners> {
   const maxRecvBytes = s.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES;
   const gatewayOpts = { target: '', maxRecvBytes, maxBodyBytes: Math.max(4 * maxRecvBytes, 16 * 1024 * 1024) };
   const gateway = new Gateway(gatewayOpts);
@@ -104,10 +103,7 @@ export async function serveClientUrls(s: EtcdServer, grpcServer: grpc.Server, ur
       sock.off('data', onData);
       sock.off('error', onError);
       if (h2) {
-        // node's HTTP/2 session reads what is buffered in the socket before its handle.
-        sock.pause();
-        sock.unshift(head);
-        injector.injectConnection(sock);
+        grpcServer.injectConnection(sock, head);
       } else {
         // The HTTP/1 parser takes the socket's handle over; the bytes already read are handed to it
         // as the socket's data event delivers them.
@@ -138,7 +134,7 @@ export async function serveClientUrls(s: EtcdServer, grpcServer: grpc.Server, ur
     }
   } catch (err) {
     for (const srv of servers) srv.close();
-    injector.destroy();
+    grpcServer.forceShutdown();
     throw err;
   }
   gatewayOpts.target = gatewayTarget(urls[0], ports[0]);

@@ -1,0 +1,602 @@
+import type * as net from 'node:net';
+import { HpackDecoder, HpackError } from './hpack';
+
+// The server side of one HTTP/2 connection (RFC 9113), as much as gRPC uses: streams, flow control both
+// ways, SETTINGS, PING, GOAWAY, RST_STREAM, HEADERS + CONTINUATION, padding. It replaces node's http2
+// module + grpc-js on the hot path: frames are parsed straight off the socket, and everything a turn of
+// the event loop produces (answers to many streams) leaves in one socket write.
+
+const T_DATA = 0;
+const T_HEADERS = 1;
+const T_PRIORITY = 2;
+const T_RST_STREAM = 3;
+const T_SETTINGS = 4;
+const T_PUSH_PROMISE = 5;
+const T_PING = 6;
+const T_GOAWAY = 7;
+const T_WINDOW_UPDATE = 8;
+const T_CONTINUATION = 9;
+
+const F_END_STREAM = 0x1;
+const F_ACK = 0x1;
+const F_END_HEADERS = 0x4;
+const F_PADDED = 0x8;
+const F_PRIORITY = 0x20;
+
+export const H2_NO_ERROR = 0;
+const H2_PROTOCOL_ERROR = 1;
+const H2_FLOW_CONTROL_ERROR = 3;
+const H2_FRAME_SIZE_ERROR = 6;
+const H2_REFUSED_STREAM = 7;
+const H2_COMPRESSION_ERROR = 9;
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+const DEFAULT_WINDOW = 65535;
+/** Our SETTINGS_INITIAL_WINDOW_SIZE: what a client may send on a stream before we open it further. */
+const STREAM_WINDOW = 1 << 20;
+/** The connection's receive window, opened once at the start and topped up as data is read. */
+const CONN_WINDOW = 1 << 24;
+/** Frames we accept (SETTINGS_MAX_FRAME_SIZE left at its default). */
+const MAX_FRAME = 16384;
+/** Bytes a stream may hold unsent before write() says "wait for drain". */
+export const STREAM_HIGH_WATER = 64 * 1024;
+
+/** What the gRPC layer gets from a stream. */
+export interface StreamListener {
+  /** A whole length-prefixed message (compressed: its flag byte was 1). */
+  onMessage(payload: Buffer, compressed: boolean): void;
+  /** The client closed its side (END_STREAM). */
+  onHalfClose(): void;
+  /** The client reset the stream or the connection went away. */
+  onCancel(): void;
+  /** Unsent bytes fell below STREAM_HIGH_WATER. */
+  onDrain(): void;
+  /** A message longer than the connection's limit was announced (the stream is answered and closed here). */
+  onTooLarge(length: number): void;
+}
+
+/** The request headers the gRPC layer needs. */
+export interface RequestHeaders {
+  path: string;
+  contentType: string;
+  encoding: string;
+}
+
+export interface StreamAcceptor {
+  onStream(stream: H2Stream, headers: RequestHeaders): void;
+}
+
+function frameHeader(len: number, type: number, flags: number, id: number): Buffer {
+  const h = Buffer.allocUnsafe(9);
+  h.writeUIntBE(len, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(id, 5);
+  return h;
+}
+
+export class H2Stream {
+  listener: StreamListener | undefined;
+  sendWindow: number;
+  headersSent = false;
+  localClosed = false;
+  remoteClosed = false;
+  /** Bytes queued and not yet handed to the socket (waiting for flow-control window). */
+  pendingBytes = 0;
+  private pending: Buffer[] = [];
+  private pendingHead = 0;
+  private pendingOffset = 0;
+  private trailers: Buffer | undefined;
+  private recvUnacked = 0;
+  // A message arriving in several DATA frames.
+  private parts: Buffer[] = [];
+  private partsBytes = 0;
+  private want = -1;
+
+  constructor(
+    readonly conn: H2Connection,
+    readonly id: number,
+  ) {
+    this.sendWindow = conn.peerInitialWindow;
+  }
+
+  /** Sends the response headers (once), then the message, length-prefixed. */
+  sendMessage(payload: Buffer, headerBlock: Buffer): void {
+    if (this.localClosed) return;
+    const conn = this.conn;
+    if (!this.headersSent) {
+      this.headersSent = true;
+      conn.push(frameHeader(headerBlock.length, T_HEADERS, F_END_HEADERS, this.id));
+      conn.push(headerBlock);
+    }
+    const len = payload.length + 5;
+    if (this.pendingBytes === 0 && len <= this.sendWindow && len <= conn.sendWindow && len <= conn.peerMaxFrame) {
+      // One DATA frame: its header and the gRPC prefix in one small buffer, the payload as it is.
+      const h = Buffer.allocUnsafe(14);
+      h.writeUIntBE(len, 0, 3);
+      h[3] = T_DATA;
+      h[4] = 0;
+      h.writeUInt32BE(this.id, 5);
+      h[9] = 0;
+      h.writeUInt32BE(payload.length, 10);
+      conn.push(h);
+      if (payload.length) conn.push(payload);
+      this.sendWindow -= len;
+      conn.sendWindow -= len;
+      return;
+    }
+    const prefix = Buffer.allocUnsafe(5);
+    prefix[0] = 0;
+    prefix.writeUInt32BE(payload.length, 1);
+    this.queue(prefix);
+    if (payload.length) this.queue(payload);
+    this.pump();
+  }
+
+  /** Ends the stream with a gRPC status: trailers after what is queued, or trailers only. */
+  finish(headerBlock: Buffer, statusBlock: Buffer): void {
+    if (this.localClosed || this.trailers) return;
+    if (!this.headersSent) {
+      this.headersSent = true;
+      const block = Buffer.concat([headerBlock, statusBlock]);
+      this.conn.push(frameHeader(block.length, T_HEADERS, F_END_STREAM | F_END_HEADERS, this.id));
+      this.conn.push(block);
+      this.closeLocal();
+      return;
+    }
+    this.trailers = statusBlock;
+    this.pump();
+  }
+
+  private queue(b: Buffer): void {
+    this.pending.push(b);
+    this.pendingBytes += b.length;
+  }
+
+  /** Sends what the windows allow; then the trailers once everything is out. */
+  pump(): void {
+    const conn = this.conn;
+    while (this.pendingBytes > 0) {
+      const win = Math.min(this.sendWindow, conn.sendWindow);
+      if (win <= 0) {
+        conn.blocked.add(this);
+        return;
+      }
+      const n = Math.min(win, conn.peerMaxFrame, this.pendingBytes);
+      conn.push(frameHeader(n, T_DATA, 0, this.id));
+      let left = n;
+      while (left > 0) {
+        const b = this.pending[this.pendingHead];
+        const avail = b.length - this.pendingOffset;
+        if (avail <= left) {
+          conn.push(this.pendingOffset ? b.subarray(this.pendingOffset) : b);
+          left -= avail;
+          this.pending[this.pendingHead++] = undefined as unknown as Buffer;
+          this.pendingOffset = 0;
+        } else {
+          conn.push(b.subarray(this.pendingOffset, this.pendingOffset + left));
+          this.pendingOffset += left;
+          left = 0;
+        }
+      }
+      this.pendingBytes -= n;
+      this.sendWindow -= n;
+      conn.sendWindow -= n;
+      if (this.pendingBytes < STREAM_HIGH_WATER) this.listener?.onDrain();
+    }
+    if (this.pendingHead > 0) {
+      this.pending = [];
+      this.pendingHead = 0;
+    }
+    if (this.trailers) {
+      conn.push(frameHeader(this.trailers.length, T_HEADERS, F_END_STREAM | F_END_HEADERS, this.id));
+      conn.push(this.trailers);
+      this.trailers = undefined;
+      this.closeLocal();
+    }
+  }
+
+  private closeLocal(): void {
+    this.localClosed = true;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (!this.remoteClosed) {
+      // As grpc-go: the answer is complete, the rest of the request is not wanted.
+      this.remoteClosed = true;
+      this.conn.rst(this.id, H2_NO_ERROR);
+    }
+    this.conn.forget(this);
+  }
+
+  /** The client reset the stream, or the connection is gone. */
+  reset(): void {
+    if (this.localClosed) return;
+    this.localClosed = this.remoteClosed = true;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.trailers = undefined;
+    this.conn.forget(this);
+    this.listener?.onCancel();
+  }
+
+  // --- receiving ---
+
+  /** DATA for this stream (padding removed); whole messages go to the listener. */
+  receive(data: Buffer, endStream: boolean): void {
+    if (data.length) {
+      this.recvUnacked += data.length;
+      if (!endStream && this.recvUnacked >= STREAM_WINDOW / 2) {
+        this.conn.windowUpdate(this.id, this.recvUnacked);
+        this.recvUnacked = 0;
+      }
+      this.feed(data);
+    }
+    if (endStream) this.halfClose();
+  }
+
+  halfClose(): void {
+    if (this.remoteClosed) return;
+    this.remoteClosed = true;
+    this.listener?.onHalfClose();
+    if (this.localClosed) this.conn.forget(this);
+  }
+
+  private feed(data: Buffer): void {
+    if (this.partsBytes === 0) return this.keep(this.parse(data));
+    this.parts.push(data);
+    this.partsBytes += data.length;
+    if (this.want < 0 && this.partsBytes >= 5) {
+      const head = Buffer.concat(this.parts, this.partsBytes);
+      this.parts = [head];
+      if (!this.announce(head.readUInt32BE(1))) return;
+    }
+    if (this.want >= 0 && this.partsBytes >= this.want) {
+      const all = Buffer.concat(this.parts, this.partsBytes);
+      this.parts = [];
+      this.partsBytes = 0;
+      this.want = -1;
+      this.keep(this.parse(all));
+    }
+  }
+
+  /** Keeps an incomplete message's start. */
+  private keep(rest: Buffer | undefined): void {
+    if (!rest || rest.length === 0 || this.localClosed) return;
+    this.parts = [rest];
+    this.partsBytes = rest.length;
+    if (rest.length >= 5) this.announce(rest.readUInt32BE(1));
+  }
+
+  /** A message of length len is coming: refuse it now if it is too long. */
+  private announce(len: number): boolean {
+    if (len > this.conn.maxMessageBytes) {
+      this.parts = [];
+      this.partsBytes = 0;
+      this.want = -1;
+      this.listener?.onTooLarge(len);
+      return false;
+    }
+    this.want = 5 + len;
+    return true;
+  }
+
+  /** Delivers the whole messages at the start of buf; returns what is left (an incomplete message). */
+  private parse(buf: Buffer): Buffer | undefined {
+    let off = 0;
+    while (buf.length - off >= 5 && !this.localClosed) {
+      const len = buf.readUInt32BE(off + 1);
+      if (len > this.conn.maxMessageBytes) {
+        this.listener?.onTooLarge(len);
+        return undefined;
+      }
+      if (buf.length - off - 5 < len) break;
+      const compressed = buf[off] !== 0;
+      // A copy: the message must not keep the socket's read buffer alive.
+      this.listener?.onMessage(Buffer.from(buf.subarray(off + 5, off + 5 + len)), compressed);
+      off += 5 + len;
+    }
+    return off === buf.length || this.localClosed ? undefined : buf.subarray(off);
+  }
+}
+
+export class H2Connection {
+  readonly streams = new Map<number, H2Stream>();
+  readonly blocked = new Set<H2Stream>();
+  sendWindow = DEFAULT_WINDOW;
+  peerInitialWindow = DEFAULT_WINDOW;
+  peerMaxFrame = 16384;
+  private lastStreamId = 0;
+  private readonly decoder = new HpackDecoder();
+  private prefaceSeen = false;
+  private leftover: Buffer | undefined;
+  private recvUnacked = 0;
+  // A header block continued in CONTINUATION frames.
+  private blockStream = 0;
+  private blockEnd = false;
+  private blockParts: Buffer[] = [];
+  // Output of this turn of the event loop.
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private flushScheduled = false;
+  private goingAway = false;
+  private closed = false;
+  // Headers of the request being decoded.
+  private hPath = '';
+  private hType = '';
+  private hEncoding = '';
+
+  constructor(
+    readonly socket: net.Socket,
+    private readonly acceptor: StreamAcceptor,
+    readonly maxMessageBytes: number,
+    private readonly onClose: (c: H2Connection) => void,
+  ) {
+    socket.setNoDelay(true);
+    // Our preface: SETTINGS (stream window), then the connection window opened wide.
+    const settings = Buffer.allocUnsafe(6);
+    settings.writeUInt16BE(0x4, 0);
+    settings.writeUInt32BE(STREAM_WINDOW, 2);
+    this.frame(T_SETTINGS, 0, 0, settings);
+    const wu = Buffer.allocUnsafe(4);
+    wu.writeUInt32BE(CONN_WINDOW - DEFAULT_WINDOW, 0);
+    this.frame(T_WINDOW_UPDATE, 0, 0, wu);
+    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.onSocketClose());
+  }
+
+  /** Queues bytes for this turn's socket write. */
+  push(b: Buffer): void {
+    if (this.closed) return;
+    this.out.push(b);
+    this.outBytes += b.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.out.length === 0 || this.closed) return;
+    const data = this.out.length === 1 ? this.out[0] : Buffer.concat(this.out, this.outBytes);
+    this.out = [];
+    this.outBytes = 0;
+    this.socket.write(data);
+    if (this.goingAway && this.streams.size === 0) this.socket.end();
+  }
+
+  private frame(type: number, flags: number, id: number, payload: Buffer): void {
+    this.push(frameHeader(payload.length, type, flags, id));
+    if (payload.length) this.push(payload);
+  }
+
+  rst(id: number, code: number): void {
+    const p = Buffer.allocUnsafe(4);
+    p.writeUInt32BE(code, 0);
+    this.frame(T_RST_STREAM, 0, id, p);
+  }
+
+  windowUpdate(id: number, n: number): void {
+    const p = Buffer.allocUnsafe(4);
+    p.writeUInt32BE(n, 0);
+    this.frame(T_WINDOW_UPDATE, 0, id, p);
+  }
+
+  forget(s: H2Stream): void {
+    this.streams.delete(s.id);
+    this.blocked.delete(s);
+    if (this.goingAway && this.streams.size === 0 && !this.flushScheduled) this.socket.end();
+  }
+
+  /** Graceful close: no new streams; the connection ends when its streams have. */
+  goAway(): void {
+    if (this.goingAway || this.closed) return;
+    this.goingAway = true;
+    this.sendGoAway(H2_NO_ERROR);
+    if (this.streams.size === 0) this.push(Buffer.alloc(0)); // flush, then end
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private sendGoAway(code: number): void {
+    const p = Buffer.allocUnsafe(8);
+    p.writeUInt32BE(this.lastStreamId, 0);
+    p.writeUInt32BE(code, 4);
+    this.frame(T_GOAWAY, 0, 0, p);
+  }
+
+  /** A connection error: GOAWAY with the code, then the socket is closed. */
+  private fail(code: number): void {
+    if (this.closed) return;
+    this.sendGoAway(code);
+    this.flush();
+    this.closed = true;
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  private onSocketClose(): void {
+    this.closed = true;
+    for (const s of [...this.streams.values()]) s.reset();
+    this.onClose(this);
+  }
+
+  private onData(chunk: Buffer): void {
+    let buf = this.leftover ? Buffer.concat([this.leftover, chunk]) : chunk;
+    this.leftover = undefined;
+    let off = 0;
+    if (!this.prefaceSeen) {
+      if (buf.length < PREFACE.length) {
+        this.leftover = buf;
+        return;
+      }
+      if (!buf.subarray(0, PREFACE.length).equals(PREFACE)) return this.fail(H2_PROTOCOL_ERROR);
+      this.prefaceSeen = true;
+      off = PREFACE.length;
+    }
+    while (buf.length - off >= 9 && !this.closed) {
+      const len = buf.readUIntBE(off, 3);
+      if (len > MAX_FRAME) return this.fail(H2_FRAME_SIZE_ERROR);
+      if (buf.length - off - 9 < len) break;
+      const type = buf[off + 3];
+      const flags = buf[off + 4];
+      const id = buf.readUInt32BE(off + 5) & 0x7fffffff;
+      this.onFrame(type, flags, id, buf.subarray(off + 9, off + 9 + len));
+      off += 9 + len;
+    }
+    if (off < buf.length && !this.closed) this.leftover = buf.subarray(off);
+  }
+
+  private onFrame(type: number, flags: number, id: number, p: Buffer): void {
+    if (this.blockStream !== 0 && type !== T_CONTINUATION) return this.fail(H2_PROTOCOL_ERROR);
+    switch (type) {
+      case T_DATA:
+        return this.onDataFrame(flags, id, p);
+      case T_HEADERS:
+        return this.onHeadersFrame(flags, id, p);
+      case T_CONTINUATION:
+        if (id === 0 || id !== this.blockStream) return this.fail(H2_PROTOCOL_ERROR);
+        this.blockParts.push(p);
+        if (flags & F_END_HEADERS) {
+          const block = Buffer.concat(this.blockParts);
+          this.blockParts = [];
+          this.blockStream = 0;
+          this.onHeaderBlock(id, block, this.blockEnd);
+        }
+        return;
+      case T_RST_STREAM:
+        if (id === 0 || p.length !== 4) return this.fail(H2_PROTOCOL_ERROR);
+        this.streams.get(id)?.reset();
+        return;
+      case T_SETTINGS:
+        if (id !== 0) return this.fail(H2_PROTOCOL_ERROR);
+        if (flags & F_ACK) return;
+        if (p.length % 6 !== 0) return this.fail(H2_FRAME_SIZE_ERROR);
+        for (let i = 0; i < p.length; i += 6) this.setting(p.readUInt16BE(i), p.readUInt32BE(i + 2));
+        if (this.closed) return;
+        this.frame(T_SETTINGS, F_ACK, 0, Buffer.alloc(0));
+        return;
+      case T_PING:
+        if (id !== 0) return this.fail(H2_PROTOCOL_ERROR);
+        if (p.length !== 8) return this.fail(H2_FRAME_SIZE_ERROR);
+        if (!(flags & F_ACK)) this.frame(T_PING, F_ACK, 0, Buffer.from(p));
+        return;
+      case T_WINDOW_UPDATE: {
+        if (p.length !== 4) return this.fail(H2_FRAME_SIZE_ERROR);
+        const inc = p.readUInt32BE(0) & 0x7fffffff;
+        if (id === 0) {
+          this.sendWindow += inc;
+          if (this.sendWindow > 0x7fffffff) return this.fail(H2_FLOW_CONTROL_ERROR);
+          const waiting = [...this.blocked];
+          this.blocked.clear();
+          for (const s of waiting) s.pump();
+        } else {
+          const s = this.streams.get(id);
+          if (s) {
+            s.sendWindow += inc;
+            s.pump();
+          }
+        }
+        return;
+      }
+      case T_GOAWAY:
+      case T_PRIORITY:
+        return; // the client's goodbye: its streams end as they will; priorities are advisory
+      case T_PUSH_PROMISE:
+        return this.fail(H2_PROTOCOL_ERROR);
+      default:
+        return; // unknown frame types are ignored
+    }
+  }
+
+  private setting(key: number, value: number): void {
+    if (key === 0x4) {
+      if (value > 0x7fffffff) return this.fail(H2_FLOW_CONTROL_ERROR);
+      const delta = value - this.peerInitialWindow;
+      this.peerInitialWindow = value;
+      for (const s of this.streams.values()) s.sendWindow += delta;
+      if (delta > 0) for (const s of [...this.streams.values()]) s.pump();
+    } else if (key === 0x5) {
+      if (value < 16384 || value > 16777215) return this.fail(H2_PROTOCOL_ERROR);
+      this.peerMaxFrame = value;
+    }
+    // HEADER_TABLE_SIZE: our encoder never indexes. ENABLE_PUSH, MAX_CONCURRENT_STREAMS, MAX_HEADER_LIST_SIZE:
+    // nothing for a server that never pushes and answers every stream.
+  }
+
+  private onDataFrame(flags: number, id: number, p: Buffer): void {
+    if (id === 0) return this.fail(H2_PROTOCOL_ERROR);
+    // Every DATA byte counts against the connection window, whatever became of its stream.
+    this.recvUnacked += p.length;
+    if (this.recvUnacked >= CONN_WINDOW / 2) {
+      this.windowUpdate(0, this.recvUnacked);
+      this.recvUnacked = 0;
+    }
+    let data = p;
+    if (flags & F_PADDED) {
+      if (p.length < 1 || p[0] >= p.length) return this.fail(H2_PROTOCOL_ERROR);
+      data = p.subarray(1, p.length - p[0]);
+    }
+    const s = this.streams.get(id);
+    if (!s) {
+      if (id > this.lastStreamId) return this.fail(H2_PROTOCOL_ERROR);
+      return; // a stream we closed: its late data is dropped
+    }
+    if (s.remoteClosed) return;
+    s.receive(data, (flags & F_END_STREAM) !== 0);
+  }
+
+  private onHeadersFrame(flags: number, id: number, p: Buffer): void {
+    if (id === 0) return this.fail(H2_PROTOCOL_ERROR);
+    let start = 0;
+    let end = p.length;
+    if (flags & F_PADDED) {
+      if (p.length < 1) return this.fail(H2_PROTOCOL_ERROR);
+      end -= p[0];
+      start = 1;
+    }
+    if (flags & F_PRIORITY) start += 5;
+    if (start > end) return this.fail(H2_PROTOCOL_ERROR);
+    const block = p.subarray(start, end);
+    const endStream = (flags & F_END_STREAM) !== 0;
+    if (flags & F_END_HEADERS) return this.onHeaderBlock(id, block, endStream);
+    this.blockStream = id;
+    this.blockEnd = endStream;
+    this.blockParts = [Buffer.from(block)];
+  }
+
+  private onHeaderBlock(id: number, block: Buffer, endStream: boolean): void {
+    this.hPath = this.hType = this.hEncoding = '';
+    try {
+      this.decoder.decode(block, this.onHeader);
+    } catch (err) {
+      if (err instanceof HpackError) return this.fail(H2_COMPRESSION_ERROR);
+      throw err;
+    }
+    const existing = this.streams.get(id);
+    if (existing) {
+      // Trailers from the client: only the end of its side matters.
+      if (endStream) existing.halfClose();
+      return;
+    }
+    if (id <= this.lastStreamId || id % 2 === 0) {
+      if (id > this.lastStreamId) return this.fail(H2_PROTOCOL_ERROR);
+      return; // headers for a stream already closed
+    }
+    this.lastStreamId = id;
+    if (this.goingAway) return this.rst(id, H2_REFUSED_STREAM);
+    const s = new H2Stream(this, id);
+    this.streams.set(id, s);
+    this.acceptor.onStream(s, { path: this.hPath, contentType: this.hType, encoding: this.hEncoding });
+    if (endStream) s.halfClose();
+  }
+
+  private readonly onHeader = (name: string, value: string): void => {
+    if (name === ':path') this.hPath = value;
+    else if (name === 'content-type') this.hType = value;
+    else if (name === 'grpc-encoding') this.hEncoding = value;
+  };
+}
