@@ -310,11 +310,14 @@ export class EtcdServer {
     return done;
   }
 
-  /** Runs the raft loop soon: requests that arrive in the same turn of the event loop share a batch. */
+  /**
+   * Runs the raft loop once the current callback is done: the requests it proposed (a socket read holds
+   * many) share a batch, and those arriving while the log is being written share the next one.
+   */
   private schedule(): void {
     if (this.scheduled || this.running) return;
     this.scheduled = true;
-    setImmediate(() => {
+    process.nextTick(() => {
       this.scheduled = false;
       void this.drain();
     });

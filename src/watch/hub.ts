@@ -2,6 +2,7 @@ import type { KeyValue } from '../mvcc/key-value';
 import { decodeKeyValue, encodeKeyValue } from '../mvcc/key-value';
 import type { Change, KVStore } from '../mvcc/kv-store';
 import { isTombstone, readRevision, revisionBytes } from '../mvcc/revision';
+import { EventRing, type RingEntry } from './event-ring';
 
 // The watch hub, after etcd's watchable store. Synced watchers get each write's events as it is
 // applied; unsynced ones (started in the past, or moved aside as slow) catch up from history in
@@ -127,17 +128,10 @@ export interface HubOptions {
   syncIntervalMs?: number;
 }
 
-interface RingEntry {
-  rev: number;
-  events: WatchEvent[];
-}
-
 export class WatchHub {
   private readonly synced = new WatcherGroup();
   private readonly unsynced = new Set<Watcher>();
-  private readonly ring: RingEntry[] = [];
-  private ringSize = 0;
-  private readonly ringEvents: number;
+  private readonly ring: EventRing;
   private readonly maxRevs: number;
   private readonly syncIntervalMs: number;
   private syncTimer: NodeJS.Timeout | undefined;
@@ -145,7 +139,7 @@ export class WatchHub {
   private closed = false;
 
   constructor(private readonly store: KVStore, opts: HubOptions = {}) {
-    this.ringEvents = opts.ringEvents ?? 100_000;
+    this.ring = new EventRing(opts.ringEvents ?? 20_000);
     this.maxRevs = opts.maxRevsPerResponse ?? 1000;
     this.syncIntervalMs = opts.syncIntervalMs ?? 100;
     store.onChanges((changes, rev) => this.notify(changes, rev));
@@ -234,8 +228,6 @@ export class WatchHub {
 
   private remember(rev: number, events: WatchEvent[]): void {
     this.ring.push({ rev, events });
-    this.ringSize += events.length;
-    while (this.ringSize > this.ringEvents && this.ring.length > 1) this.ringSize -= this.ring.shift()!.events.length;
   }
 
   private scheduleSync(delay: number): void {
@@ -252,7 +244,7 @@ export class WatchHub {
     this.syncing = true;
     try {
       const compactRev = this.store.compactMainRev;
-      const oldestInRing = this.ring.length ? this.ring[0].rev : this.store.currentRev + 1;
+      const oldestInRing = this.ring.length ? this.ring.at(0).rev : this.store.currentRev + 1;
       const fromBackend: Watcher[] = [];
       for (const w of [...this.unsynced]) {
         if (w.canceled) {
@@ -286,12 +278,12 @@ export class WatchHub {
   /** Synchronous: no write can land between reading the ring and joining the synced set. */
   private catchUpFromRing(w: Watcher): void {
     const cur = this.store.currentRev;
-    let start = binarySearchRev(this.ring, w.minRev);
+    let start = this.ring.search(w.minRev);
     let events: WatchEvent[] = [];
     let revs = 0;
     let lastRev = w.minRev - 1;
     for (; start < this.ring.length && revs < this.maxRevs; start++) {
-      const entry = this.ring[start];
+      const entry = this.ring.at(start);
       let any = false;
       // At the compacted revision itself only what compaction keeps is still history: its puts. (The
       // backend no longer has the deletes; the ring must not give more than the backend would.)
@@ -360,17 +352,6 @@ export class WatchHub {
     this.closed = true;
     if (this.syncTimer) clearTimeout(this.syncTimer);
   }
-}
-
-function binarySearchRev(ring: RingEntry[], rev: number): number {
-  let lo = 0;
-  let hi = ring.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (ring[mid].rev < rev) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 /** The KeyValue bytes of an event (encoded once, then shared). */
