@@ -70,13 +70,43 @@ class Writer {
   }
 }
 
-export function encodeHeader(h: HeaderFields): Buffer {
+/** The cluster and member id fields of the last header encoded: the same on every answer of a member. */
+let ids: { clusterId: bigint; memberId: bigint; bytes: Buffer } | undefined;
+
+function idBytes(h: HeaderFields): Buffer {
+  if (ids && ids.clusterId === h.clusterId && ids.memberId === h.memberId) return ids.bytes;
   const w = new Writer();
   if (h.clusterId !== 0n) (w.byte(0x08), w.bigVarint(h.clusterId));
   if (h.memberId !== 0n) (w.byte(0x10), w.bigVarint(h.memberId));
-  if (h.revision !== 0) (w.byte(0x18), w.varint(h.revision));
-  if (h.raftTerm !== 0) (w.byte(0x20), w.varint(h.raftTerm));
-  return Buffer.from(w.done());
+  ids = { clusterId: h.clusterId, memberId: h.memberId, bytes: Buffer.from(w.done()) };
+  return ids.bytes;
+}
+
+function writeSmallVarint(buf: Buffer, pos: number, n: number): number {
+  while (n >= 128) {
+    buf[pos++] = (n % 128) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  buf[pos++] = n;
+  return pos;
+}
+
+export function encodeHeader(h: HeaderFields): Buffer {
+  if (h.revision < 0 || h.raftTerm < 0) {
+    // Not seen from a server; kept exact for completeness (negative int64 is ten bytes).
+    const w = new Writer();
+    if (h.clusterId !== 0n) (w.byte(0x08), w.bigVarint(h.clusterId));
+    if (h.memberId !== 0n) (w.byte(0x10), w.bigVarint(h.memberId));
+    if (h.revision !== 0) (w.byte(0x18), w.varint(h.revision));
+    if (h.raftTerm !== 0) (w.byte(0x20), w.varint(h.raftTerm));
+    return Buffer.from(w.done());
+  }
+  const prefix = idBytes(h);
+  const out = Buffer.allocUnsafe(prefix.length + 22);
+  let pos = prefix.copy(out, 0);
+  if (h.revision !== 0) (out[pos++] = 0x18, (pos = writeSmallVarint(out, pos, h.revision)));
+  if (h.raftTerm !== 0) (out[pos++] = 0x20, (pos = writeSmallVarint(out, pos, h.raftTerm)));
+  return out.subarray(0, pos);
 }
 
 export const EventType = { PUT: 0, DELETE: 1 } as const;
