@@ -47,13 +47,17 @@ export class KeyIndex {
     if (main < this.modMain || (main === this.modMain && sub <= this.modSub)) {
       throw new Error(`key index: put revision ${main}/${sub} not after ${this.modMain}/${this.modSub}`);
     }
-    if (this.gens.length === 0) this.gens.push(new Generation());
+    // Arrays made as literals get exactly their length; a push onto an empty array would reserve room
+    // for 17 elements, and most keys have one generation of one or a few revisions (memory at 1M keys).
+    if (this.gens.length === 0) this.gens = [new Generation()];
     const g = this.gens[this.gens.length - 1];
     if (g.empty) {
       g.createdMain = main;
       g.createdSub = sub;
+      g.revs = [main, sub];
+    } else {
+      g.revs.push(main, sub);
     }
-    g.revs.push(main, sub);
     g.ver++;
     this.modMain = main;
     this.modSub = sub;
@@ -64,7 +68,7 @@ export class KeyIndex {
     const g = new Generation();
     g.createdMain = createdMain;
     g.ver = version;
-    g.revs.push(main, sub);
+    g.revs = [main, sub];
     this.gens = [g];
     this.modMain = main;
     this.modSub = sub;
@@ -74,7 +78,7 @@ export class KeyIndex {
   tombstone(main: number, sub: number): boolean {
     if (this.gens.length === 0 || this.gens[this.gens.length - 1].empty) return false;
     this.put(main, sub);
-    this.gens.push(new Generation());
+    this.gens = [...this.gens, new Generation()];
     return true;
   }
 
