@@ -61,6 +61,7 @@ export class KeyIndex {
     g.ver++;
     this.modMain = main;
     this.modSub = sub;
+    this.live = true;
   }
 
   /** Rebuilds a key from a stored KeyValue seen first at start-up (earlier history may be compacted). */
@@ -72,6 +73,7 @@ export class KeyIndex {
     this.gens = [g];
     this.modMain = main;
     this.modSub = sub;
+    this.live = true;
   }
 
   /** Ends the current generation; false if the key is not live. */
@@ -79,6 +81,7 @@ export class KeyIndex {
     if (this.gens.length === 0 || this.gens[this.gens.length - 1].empty) return false;
     this.put(main, sub);
     this.gens = [...this.gens, new Generation()];
+    this.live = false;
     return true;
   }
 
@@ -86,9 +89,19 @@ export class KeyIndex {
     return this.gens.length === 1 && this.gens[0].empty;
   }
 
-  /** True if the key is live (not deleted) now. */
-  get live(): boolean {
-    return this.gens.length > 0 && !this.gens[this.gens.length - 1].empty;
+  /**
+   * True if the key is live (not deleted) now: its last generation is open. Kept as a field (set by put,
+   * restore and tombstone; compaction never changes the last generation) so reading it stays in this object.
+   */
+  live = false;
+
+  /**
+   * Whether the key existed at atRev. Counting a range calls this on every key: when nothing changed
+   * after atRev it reads this object only (not the generations), which matters at a million keys.
+   */
+  existsAt(atRev: number, scratch: RevHit): boolean {
+    if (this.modMain <= atRev) return this.live;
+    return this.get(atRev, scratch);
   }
 
   /** The key as it was at atRev, written into out; false if it did not exist then. */
@@ -157,7 +170,8 @@ export class KeyIndex {
 
 /** Ordered map from user key (latin1 string: byte order = string order) to its KeyIndex. */
 export class TreeIndex {
-  private readonly tree = new BTree<string, KeyIndex>();
+  // A plain string comparator: the library default checks types on every comparison (the hot loop of ranges).
+  private readonly tree = new BTree<string, KeyIndex>(undefined, (a, b) => (a < b ? -1 : a > b ? 1 : 0));
 
   get size(): number {
     return this.tree.size;

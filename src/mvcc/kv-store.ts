@@ -125,10 +125,15 @@ export class KVStore {
     const revs: number[] = [];
     let count = 0;
     const hit = this.hit;
+    const collect = opts.countOnly ? 0 : limit;
     this.index.visit(key.toString('latin1'), end === undefined ? undefined : end.toString('latin1'), (_k, ki) => {
-      if (!ki.get(rev, hit)) return;
-      if (!opts.countOnly && count < limit) revs.push(hit.modMain, hit.modSub);
-      count++;
+      if (count < collect) {
+        if (!ki.get(rev, hit)) return;
+        revs.push(hit.modMain, hit.modSub);
+        count++;
+      } else if (ki.existsAt(rev, hit)) {
+        count++; // past the limit only the count is wanted
+      }
     });
     const kvs: KeyValue[] = new Array(revs.length >> 1);
     for (let i = 0; i < revs.length; i += 2) kvs[i >> 1] = this.readRevision(revs[i], revs[i + 1]);

@@ -132,3 +132,28 @@ describe('TreeIndex', () => {
     expect(t.size).toBe(1);
   });
 });
+
+describe('KeyIndex.existsAt', () => {
+  it('agrees with get() at every revision of random histories, before and after compaction', () => {
+    let seed = 7;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const hit = { modMain: 0, modSub: 0, createdMain: 0, version: 0 };
+    for (let round = 0; round < 200; round++) {
+      const ki = new KeyIndex();
+      let rev = 1 + rand(3);
+      const ops = 1 + rand(12);
+      for (let i = 0; i < ops; i++) {
+        rev += 1 + rand(3);
+        if (rand(4) === 0) ki.tombstone(rev, 0);
+        else ki.put(rev, rand(2));
+      }
+      const check = (from: number) => {
+        for (let r = from; r <= rev + 2; r++) expect(ki.existsAt(r, hit), `round ${round} rev ${r}`).toBe(ki.get(r, hit));
+      };
+      check(0);
+      const at = 1 + rand(rev);
+      ki.compact(at, new Set());
+      if (!ki.empty) check(at);
+    }
+  });
+});
