@@ -36,6 +36,8 @@ export interface RowResult {
   /** the load command, with PORT for the server's port */
   command: string;
   runs: Record<Kind, RunMetrics[]>;
+  /** false when the tool's latencies mean nothing for this row (watch: events are stamped as received) */
+  latency?: boolean;
 }
 
 export interface ScalePoint {
@@ -60,7 +62,8 @@ export interface ListPoint {
   pages: number;
   totalSec: number;
   pageP50: number;
-  pageP99: number;
+  /** slowest page, ms */
+  pageMax: number;
   bytes: number;
   rssBeforeMb: number;
   rssMaxMb: number;
@@ -144,7 +147,7 @@ export function detailTable(rows: readonly RowResult[]): string {
   for (const r of rows) {
     for (const k of ['etcd', 'plinth'] as const) {
       const runs = r.runs[k];
-      const m = (f: keyof RunMetrics) => medianOf(runs, f);
+      const m = (f: keyof RunMetrics) => (r.latency === false && /^(p\d+|max)$/.test(f) ? NaN : medianOf(runs, f));
       const errs = runs.reduce((a, x) => a + x.errors, 0);
       out.push(
         `| ${r.id} | ${k === 'etcd' ? 'etcd' : 'Plinth'} | ${fmt(m('rps'), 0)} | ${fmt(m('p50'))} | ${fmt(m('p90'))} | ${fmt(m('p99'))} | ${fmt(m('p999'))} | ${fmt(m('max'))} | ${fmt(m('hwmMb'), 0)} | ${fmt(m('cpuMsPer1k'), 0)} | ${runs.filter((x) => x.ok).length}/${runs.length} | ${errs} |`,
@@ -193,7 +196,7 @@ export function scalingTable(points: readonly ScalePoint[]): string {
 
 export function listAllTable(points: readonly ListPoint[]): string {
   const out = [
-    '| keys in prefix | listing | server | total s | pages | keys read | MB read | page p50 ms | page p99 ms | RSS before MB | max RSS during MB | **RSS growth MB** | VmHWM before → after MB |',
+    '| keys in prefix | listing | server | total s | pages | keys read | MB read | page p50 ms | slowest page ms | RSS before MB | max RSS during MB | **RSS growth MB** | VmHWM before → after MB |',
     '|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   const keyOf = (p: ListPoint) => `${p.size}/${p.mode}`;
@@ -203,14 +206,14 @@ export function listAllTable(points: readonly ListPoint[]): string {
     for (const p of ps) {
       const listing = p.mode === 'paginated' ? `pages of ${p.limit}` : `one range of ${sizeLabel(p.keys)} keys`;
       out.push(
-        `| ${sizeLabel(p.size)} | ${listing} | ${p.kind === 'etcd' ? 'etcd' : 'Plinth'} | ${p.ok ? fmt(p.totalSec, 2) : `failed: ${p.note ?? '?'}`} | ${p.pages} | ${fmt(p.keys, 0)} | ${fmt(p.bytes / 2 ** 20, 1)} | ${fmt(p.pageP50)} | ${fmt(p.pageP99)} | ${fmt(p.rssBeforeMb, 0)} | ${fmt(p.rssMaxMb, 0)} | **${fmt(p.rssMaxMb - p.rssBeforeMb, 0)}** | ${fmt(p.hwmBeforeMb, 0)} → ${fmt(p.hwmAfterMb, 0)} |`,
+        `| ${sizeLabel(p.size)} | ${listing} | ${p.kind === 'etcd' ? 'etcd' : 'Plinth'} | ${p.ok ? fmt(p.totalSec, 2) : `failed: ${p.note ?? '?'}`} | ${p.pages} | ${fmt(p.keys, 0)} | ${fmt(p.bytes / 2 ** 20, 1)} | ${p.pages > 1 ? fmt(p.pageP50) : '–'} | ${fmt(p.pageMax)} | ${fmt(p.rssBeforeMb, 0)} | ${fmt(p.rssMaxMb, 0)} | **${fmt(p.rssMaxMb - p.rssBeforeMb, 0)}** | ${fmt(p.hwmBeforeMb, 0)} → ${fmt(p.hwmAfterMb, 0)} |`,
       );
     }
     const e = ps.find((p) => p.kind === 'etcd');
     const pl = ps.find((p) => p.kind === 'plinth');
     if (e && pl && e.ok && pl.ok) {
       const gr = (p: ListPoint) => p.rssMaxMb - p.rssBeforeMb;
-      out.push(`| | | **Plinth/etcd** | **${fmtRatio(pl.totalSec / e.totalSec)}** | | | | ${fmtRatio(pl.pageP50 / e.pageP50)} | ${fmtRatio(pl.pageP99 / e.pageP99)} | | | **${fmtRatio(gr(pl) / gr(e))}** | |`);
+      out.push(`| | | **Plinth/etcd** | **${fmtRatio(pl.totalSec / e.totalSec)}** | | | | ${pl.pages > 1 ? fmtRatio(pl.pageP50 / e.pageP50) : ''} | ${fmtRatio(pl.pageMax / e.pageMax)} | | | **${fmtRatio(gr(pl) / gr(e))}** | |`);
     }
   }
   return out.join('\n');
