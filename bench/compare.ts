@@ -54,7 +54,7 @@ import {
   scalingTable,
   sizeLabel,
 } from './lib/report';
-import { killAllSync, runChild, type Server, startServer, stopServer } from './lib/servers';
+import { killAllSync, restartServer, runChild, type Server, startServer, stopServer } from './lib/servers';
 import type { Summary } from './lib/stats';
 import { encodePut } from './lib/wire';
 import { type DriverResult, preloadKey } from './driver';
@@ -473,13 +473,18 @@ async function runSizePoint(o: Opts, size: number, kind: Kind, scaling: ScalePoi
       point.rangeL1 = await step('range l 1c', ['--conns=1', '--clients=1', 'range', key, '--consistency=l', `--total=${q ? 1_000 : 4_000}`]);
       point.put = await step('put 100c', ['--conns=10', '--clients=100', 'put', '--key-size=16', '--val-size=256', '--key-space-size=10000000', `--total=${q ? 10_000 : 30_000}`]);
     }
+    point.hwmEndMb = statusKb(s.pid, 'VmHWM') / 1024;
     if (o.listAll && size > 0) {
+      // each listing on a freshly restarted server (same data dir): its RSS before is a clean baseline
       const listRun = async (mode: 'paginated' | 'unpaginated', args: string[]): Promise<void> => {
-        const lp: ListPoint = { size, kind, mode, limit: mode === 'paginated' ? 500 : 0, keys: 0, pages: 0, totalSec: NaN, pageP50: NaN, pageMax: NaN, bytes: 0, rssBeforeMb: NaN, rssMaxMb: NaN, hwmBeforeMb: NaN, hwmAfterMb: NaN, ok: false };
+        const lp: ListPoint = { size, kind, mode, limit: mode === 'paginated' ? 500 : 0, keys: 0, pages: 0, totalSec: NaN, pageP50: NaN, pageMax: NaN, bytes: 0, rssBeforeMb: NaN, rssMaxMb: NaN, hwmBeforeMb: NaN, hwmAfterMb: NaN, restartSec: NaN, ok: false };
         try {
+          const r0 = Date.now();
+          s = await restartServer(s!);
+          lp.restartSec = (Date.now() - r0) / 1000;
           await waitQuiet(25, o.quiet);
-          const sampler = new RssSampler(s!.pid, 20);
-          const out = await runLoad('ts', o, s!, args, 10 * 60_000);
+          const sampler = new RssSampler(s.pid, 20);
+          const out = await runLoad('ts', o, s, args, 10 * 60_000);
           const rss = sampler.stop();
           const ex = out.driverResult!.extra;
           Object.assign(lp, {
@@ -489,9 +494,9 @@ async function runSizePoint(o: Opts, size: number, kind: Kind, scaling: ScalePoi
             ok: ex.complete === true && out.section.errors === 0,
           });
           if (!lp.ok) lp.note = ex.complete ? 'errors' : 'incomplete';
-          log(`  ${kind} ${sizeLabel(size)} list ${mode}: ${lp.keys} keys in ${fmt(lp.totalSec, 2)} s, ${lp.pages} pages, RSS +${fmt(lp.rssMaxMb - lp.rssBeforeMb, 0)} MB`);
+          log(`  ${kind} ${sizeLabel(size)} list ${mode}: ${lp.keys} keys in ${fmt(lp.totalSec, 2)} s, ${lp.pages} pages, RSS ${fmt(lp.rssBeforeMb, 0)} → max ${fmt(lp.rssMaxMb, 0)} MB (restart ${fmt(lp.restartSec, 1)} s)`);
         } catch (e) {
-          lp.note = (e as Error).message.slice(0, 120);
+          lp.note = (e as Error).message.split('\n')[0].slice(0, 120);
           log(`  ${kind} ${sizeLabel(size)} list ${mode}: FAILED ${lp.note}`);
         }
         lists.push(lp);
@@ -501,7 +506,6 @@ async function runSizePoint(o: Opts, size: number, kind: Kind, scaling: ScalePoi
       const unpag = n === size ? ['list-all', SCALE_PREFIX, '--limit=0'] : ['list-all', preloadKey(SCALE_PREFIX, 0, size), preloadKey(SCALE_PREFIX, n, size), '--limit=0'];
       await listRun('unpaginated', unpag);
     }
-    point.hwmEndMb = statusKb(s.pid, 'VmHWM') / 1024;
   } catch (e) {
     point.note = (e as Error).message.split('\n')[0].slice(0, 160);
     log(`  ${kind} ${sizeLabel(size)}: FAILED ${point.note}`);
@@ -578,7 +582,7 @@ function renderMarkdown(r: CompareResult): string {
     lines.push('## List-all, as kube-apiserver lists (one round)');
     lines.push('');
     lines.push(
-      `On the same servers as the scaling rows (N keys under \`${SCALE_PREFIX}\`): \`node dist/bench/driver.js list-all ${SCALE_PREFIX} --limit=500 --consistency=l\` reads the prefix in pages of 500, each from the last key + "\\0", pages after the first at the first page's revision (kube-apiserver's continue); then one unpaginated range of (the first) 100k keys (\`--limit=0\`). One client, one page at a time. RSS growth = largest VmRSS sampled every 20 ms during the listing minus VmRSS before it.`,
+      `On the same data as the scaling rows (N keys under \`${SCALE_PREFIX}\`), each listing on a freshly restarted server (same data dir; "restart" is the time until it answered a linearizable range): \`node dist/bench/driver.js list-all ${SCALE_PREFIX} --limit=500 --consistency=l\` reads the prefix in pages of 500, each from the last key + "\\0", pages after the first at the first page's revision (kube-apiserver's continue); then one unpaginated range of (the first) 100k keys (\`--limit=0\`). One client, one page at a time. RSS growth = largest VmRSS sampled every 20 ms during the listing minus VmRSS before it (RSS includes the pages of the memory-mapped database file, bbolt's or LMDB's, that the listing touched). Both servers count the whole remaining range for every page (etcd 3.4's \`count\`), so a paginated list costs O(N²/500) index steps.`,
     );
     lines.push('');
     lines.push(listAllTable(r.listAll));

@@ -69,6 +69,8 @@ export interface ListPoint {
   rssMaxMb: number;
   hwmBeforeMb: number;
   hwmAfterMb: number;
+  /** seconds to restart the server on this data before the listing */
+  restartSec: number;
   ok: boolean;
   note?: string;
 }
@@ -196,8 +198,8 @@ export function scalingTable(points: readonly ScalePoint[]): string {
 
 export function listAllTable(points: readonly ListPoint[]): string {
   const out = [
-    '| keys in prefix | listing | server | total s | pages | keys read | MB read | page p50 ms | slowest page ms | RSS before MB | max RSS during MB | **RSS growth MB** | VmHWM before → after MB |',
-    '|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| keys in prefix | listing | server | total s | pages | keys read | MB read | page p50 ms | slowest page ms | restart s | RSS before MB | max RSS during MB | **RSS growth MB** | VmHWM before → after MB |',
+    '|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   const keyOf = (p: ListPoint) => `${p.size}/${p.mode}`;
   const groups = [...new Set(points.map(keyOf))];
@@ -206,14 +208,14 @@ export function listAllTable(points: readonly ListPoint[]): string {
     for (const p of ps) {
       const listing = p.mode === 'paginated' ? `pages of ${p.limit}` : `one range of ${sizeLabel(p.keys)} keys`;
       out.push(
-        `| ${sizeLabel(p.size)} | ${listing} | ${p.kind === 'etcd' ? 'etcd' : 'Plinth'} | ${p.ok ? fmt(p.totalSec, 2) : `failed: ${p.note ?? '?'}`} | ${p.pages} | ${fmt(p.keys, 0)} | ${fmt(p.bytes / 2 ** 20, 1)} | ${p.pages > 1 ? fmt(p.pageP50) : '–'} | ${fmt(p.pageMax)} | ${fmt(p.rssBeforeMb, 0)} | ${fmt(p.rssMaxMb, 0)} | **${fmt(p.rssMaxMb - p.rssBeforeMb, 0)}** | ${fmt(p.hwmBeforeMb, 0)} → ${fmt(p.hwmAfterMb, 0)} |`,
+        `| ${sizeLabel(p.size)} | ${listing} | ${p.kind === 'etcd' ? 'etcd' : 'Plinth'} | ${p.ok ? fmt(p.totalSec, 2) : `failed: ${p.note ?? '?'}`} | ${p.pages} | ${fmt(p.keys, 0)} | ${fmt(p.bytes / 2 ** 20, 1)} | ${p.pages > 1 ? fmt(p.pageP50) : '–'} | ${fmt(p.pageMax)} | ${fmt(p.restartSec, 1)} | ${fmt(p.rssBeforeMb, 0)} | ${fmt(p.rssMaxMb, 0)} | **${fmt(p.rssMaxMb - p.rssBeforeMb, 0)}** | ${fmt(p.hwmBeforeMb, 0)} → ${fmt(p.hwmAfterMb, 0)} |`,
       );
     }
     const e = ps.find((p) => p.kind === 'etcd');
     const pl = ps.find((p) => p.kind === 'plinth');
     if (e && pl && e.ok && pl.ok) {
       const gr = (p: ListPoint) => p.rssMaxMb - p.rssBeforeMb;
-      out.push(`| | | **Plinth/etcd** | **${fmtRatio(pl.totalSec / e.totalSec)}** | | | | ${pl.pages > 1 ? fmtRatio(pl.pageP50 / e.pageP50) : ''} | ${fmtRatio(pl.pageMax / e.pageMax)} | | | **${fmtRatio(gr(pl) / gr(e))}** | |`);
+      out.push(`| | | **Plinth/etcd** | **${fmtRatio(pl.totalSec / e.totalSec)}** | | | | ${pl.pages > 1 ? fmtRatio(pl.pageP50 / e.pageP50) : ''} | ${fmtRatio(pl.pageMax / e.pageMax)} | ${fmtRatio(pl.restartSec / e.restartSec)} | | | **${fmtRatio(gr(pl) / gr(e))}** | |`);
     }
   }
   return out.join('\n');

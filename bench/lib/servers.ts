@@ -23,6 +23,9 @@ export interface Server {
   proc: ChildProcess;
   /** ms from spawn to the first successful linearizable Range. */
   startMs: number;
+  cmd: string;
+  args: string[];
+  healthTimeoutMs: number;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -117,25 +120,30 @@ export async function startServer(kind: ServerKind, o: StartOpts): Promise<Serve
       ...(o.extraArgs ?? []),
     ];
   }
-  const fd = openSync(log, 'a');
+  return launch({ kind, pid: -1, port, endpoint: `127.0.0.1:${port}`, dir, log, proc: undefined as unknown as ChildProcess, startMs: 0, cmd, args, healthTimeoutMs: o.healthTimeoutMs ?? 30_000 });
+}
+
+/** Spawns s.cmd s.args (logging to s.log) and waits until a linearizable Range answers. */
+async function launch(s: Server): Promise<Server> {
+  const fd = openSync(s.log, 'a');
   const t0 = Date.now();
-  const proc = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
+  const proc = spawn(s.cmd, s.args, { stdio: ['ignore', fd, fd] });
   closeSync(fd);
-  register(proc, dir);
-  const srv: Server = { kind, pid: proc.pid ?? -1, port, endpoint: `127.0.0.1:${port}`, dir, log, proc, startMs: 0 };
+  register(proc, s.dir);
+  const srv: Server = { ...s, pid: proc.pid ?? -1, proc, startMs: 0 };
   let exited = false;
   proc.once('exit', () => (exited = true));
-  const deadline = t0 + (o.healthTimeoutMs ?? 30_000);
+  const deadline = t0 + s.healthTimeoutMs;
   // healthy = a linearizable Range answers (what `etcdctl endpoint health` checks)
   for (;;) {
     if (exited) {
-      const tail = safeTail(log);
+      const tail = safeTail(s.log);
       await stopServer(srv);
-      throw new Error(`${kind} exited at start (exit ${proc.exitCode}); log:\n${tail}`);
+      throw new Error(`${s.kind} exited at start (exit ${proc.exitCode}); log:\n${tail}`);
     }
     if (Date.now() > deadline) {
       await stopServer(srv);
-      throw new Error(`${kind} not healthy after ${(o.healthTimeoutMs ?? 30_000) / 1000} s; log:\n${safeTail(log)}`);
+      throw new Error(`${s.kind} not healthy after ${s.healthTimeoutMs / 1000} s; log:\n${safeTail(s.log)}`);
     }
     try {
       const [c] = await connect([srv.endpoint], 1, 1000);
@@ -152,6 +160,12 @@ export async function startServer(kind: ServerKind, o: StartOpts): Promise<Serve
   }
 }
 
+/** Stops the server (SIGTERM) and starts it again on the same data dir and port: a fresh process, same data. */
+export async function restartServer(s: Server): Promise<Server> {
+  await stopProcess(s);
+  return launch({ ...s, healthTimeoutMs: Math.max(s.healthTimeoutMs, 120_000) });
+}
+
 function safeTail(file: string): string {
   try {
     return readFileSync(file, 'utf8').split('\n').slice(-15).join('\n');
@@ -160,8 +174,8 @@ function safeTail(file: string): string {
   }
 }
 
-/** SIGTERM, then SIGKILL after graceMs; waits for the exit; removes the data dir. That PID only. */
-export async function stopServer(s: Server, graceMs = 10_000): Promise<void> {
+/** SIGTERM, then SIGKILL after graceMs; waits for the exit. That PID only. */
+async function stopProcess(s: Server, graceMs = 10_000): Promise<void> {
   const p = s.proc;
   if (p.exitCode === null && p.signalCode === null) {
     const exited = new Promise<void>((r) => p.once('exit', () => r()));
@@ -171,6 +185,11 @@ export async function stopServer(s: Server, graceMs = 10_000): Promise<void> {
     clearTimeout(t);
   }
   if (s.pid > 0) live.delete(s.pid);
+}
+
+/** Stops the server (stopProcess) and removes its data dir. */
+export async function stopServer(s: Server, graceMs = 10_000): Promise<void> {
+  await stopProcess(s, graceMs);
   rmSync(s.dir, { recursive: true, force: true });
 }
 
