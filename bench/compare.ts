@@ -20,7 +20,8 @@
 //   --quick               short totals, 1 round, scaling at 0/20k keys: a smoke run of ~2-3 minutes
 //   --rounds N            rounds of A B (default 3; quick 1)
 //   --driver go|ts        load tool for the workloads the Go tool has (default go if built)
-//   --workloads a,b       rows by id (see --list), or groups: targets (default rows), scaling, list-all, all
+//   --workloads a,b       rows by id (see --list), or groups: targets (the default rows), scaling, list-all,
+//                         all (every row, scaling, list-all). Default: targets,scaling,list-all
 //   --base-dir DIR        where the data dirs go (default: a new temp dir under /var/tmp, real disk)
 //   --tmpfs               base dir under /dev/shm instead
 //   --out-dir DIR         where compare.md / compare.svg / compare.json go (default bench/results)
@@ -28,6 +29,7 @@
 //   --quiet-budget SEC    total time to wait for a quiet machine before runs (default 60, quick 15; 0 = never)
 //   --go-bin PATH, --etcd-bin PATH
 //   --list                print the workloads and exit
+//   --render              only re-render compare.md / compare.svg from --out-dir's compare.json (no run)
 
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -138,7 +140,7 @@ const ROWS: Row[] = [
   },
   {
     id: 'watch-latency-100w',
-    title: 'watch latency, 100 watchers on 10 streams, 100 puts/s',
+    title: 'watch latency, 100 watchers / 10 streams, 100 puts/s',
     metric: 'p99',
     target: true,
     go: true,
@@ -175,7 +177,7 @@ const ROWS: Row[] = [
   },
   {
     id: 'range-prefix-limit',
-    title: 'range prefix of 1000 keys, limit 100, linearizable, 100 clients',
+    title: 'range 1000-key prefix, limit 100, linearizable, 100 clients',
     metric: 'rps',
     target: true,
     go: false,
@@ -185,7 +187,7 @@ const ROWS: Row[] = [
   },
   {
     id: 'watch',
-    title: 'watch: 1000 watchers (10 keys, 10 streams), then puts — events/s',
+    title: 'watch: 1000 watchers on 10 keys, then puts (events/s)',
     metric: 'rps',
     target: false,
     go: true,
@@ -194,7 +196,7 @@ const ROWS: Row[] = [
     latency: false,
     args: (n) => ['--conns=10', '--clients=10', 'watch', '--streams=10', '--watch-per-stream=100', '--watched-key-total=10', '--key-space-size=10', '--sequential-keys', `--put-total=${n}`, '--put-rate=2000'],
   },
-  // Not in the default set (--workloads ID): what bench/watch-latency.sh and bench/lease-keepalive.sh measured.
+  // Not in the default set (--workloads ID, or all): what the former bench/watch-latency.sh and bench/lease-keepalive.sh measured.
   {
     id: 'watch-latency-1w',
     title: 'watch latency, 1 watcher, 100 puts/s',
@@ -206,7 +208,7 @@ const ROWS: Row[] = [
   },
   {
     id: 'watch-latency-1000w',
-    title: 'watch latency, 1000 watchers on 10 streams, 100 puts/s',
+    title: 'watch latency, 1000 watchers / 10 streams, 100 puts/s',
     metric: 'p99',
     target: false,
     go: true,
@@ -241,6 +243,7 @@ const FLAGS: FlagSpecs = {
   'go-bin': { type: 'string', default: DEFAULT_GO_BIN, help: "etcd's Go benchmark tool" },
   'etcd-bin': { type: 'string', default: '/usr/bin/etcd', help: 'etcd binary' },
   list: { type: 'bool', default: false, help: 'list workloads' },
+  render: { type: 'bool', default: false, help: 're-render compare.md/svg from the compare.json in --out-dir' },
 };
 
 interface Opts {
@@ -282,6 +285,10 @@ function parseOpts(argv: string[]): Opts | undefined {
     process.stdout.write(readFileSync(__filename, 'utf8').split('\n').filter((l) => l.startsWith('//')).slice(0, 40).map((l) => l.slice(3)).join('\n') + '\n');
     return undefined;
   }
+  if (f.render) {
+    render((f['out-dir'] as string) || join(ROOT, 'bench', 'results'));
+    return undefined;
+  }
   if (f.list) {
     for (const r of ROWS) process.stdout.write(`${r.id.padEnd(22)} ${r.target ? 'target' : DEFAULT_ROWS.includes(r.id) ? 'default' : 'extra '} ${r.go ? 'go|ts' : 'ts   '} ${r.title}\n`);
     process.stdout.write(`${'scaling'.padEnd(22)} group  0/100k/1M keys preloaded: put, range, RSS\n${'list-all'.padEnd(22)} group  prefix listed in pages of 500, and one unpaginated range of 100k keys\n`);
@@ -299,7 +306,7 @@ function parseOpts(argv: string[]): Opts | undefined {
   let listAll = false;
   for (const w of wanted) {
     if (w === 'all') {
-      DEFAULT_ROWS.forEach((i) => ids.add(i));
+      ROWS.forEach((r) => ids.add(r.id));
       scaling = listAll = true;
     } else if (w === 'targets') DEFAULT_ROWS.forEach((i) => ids.add(i));
     else if (w === 'scaling') scaling = true;
@@ -591,6 +598,23 @@ function renderMarkdown(r: CompareResult): string {
   return lines.join('\n');
 }
 
+function writeOutputs(result: CompareResult, outDir: string, driver: string): void {
+  const m = result.machine;
+  writeFileSync(join(outDir, 'compare.md'), `${renderMarkdown(result)}\n`);
+  if (result.rows.length) {
+    const sub = `${m.cores} cores ${m.cpu}, ${result.baseDir.startsWith('/dev/shm') ? 'tmpfs' : 'disk'}, fsync on; ${result.rounds} round(s); ${driver === 'go' ? 'Go tool' : 'TS driver'}; ${m.date.slice(0, 10)}; Plinth ${m.git.split(' ')[0]}`;
+    writeFileSync(join(outDir, 'compare.svg'), ratioSvg(result.rows, sub));
+  }
+}
+
+/** Re-renders compare.md / compare.svg from compare.json (row titles as the code names them now). */
+function render(outDir: string): void {
+  const result = JSON.parse(readFileSync(join(outDir, 'compare.json'), 'utf8'), (_k, v) => (v === null ? NaN : v)) as CompareResult;
+  for (const r of result.rows) r.title = ROWS.find((x) => x.id === r.id)?.title ?? r.title;
+  writeOutputs(result, outDir, result.rows.some((r) => r.driver === 'go') ? 'go' : 'ts');
+  log(`re-rendered ${join(outDir, 'compare.md')} and compare.svg from compare.json`);
+}
+
 // ---------------------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
@@ -670,11 +694,7 @@ async function main(): Promise<number> {
     };
     mkdirSync(o.outDir, { recursive: true });
     writeFileSync(join(o.outDir, 'compare.json'), `${JSON.stringify(result, null, 1)}\n`);
-    writeFileSync(join(o.outDir, 'compare.md'), `${renderMarkdown(result)}\n`);
-    if (rows.length) {
-      const sub = `${machine.cores} cores ${machine.cpu}, ${o.baseDir.startsWith('/dev/shm') ? 'tmpfs' : 'disk'}, fsync on; ${o.rounds} round(s); ${o.driver === 'go' ? 'Go tool' : 'TS driver'}; ${machine.date.slice(0, 10)}; Plinth ${machine.git.split(' ')[0]}`;
-      writeFileSync(join(o.outDir, 'compare.svg'), ratioSvg(rows, sub));
-    }
+    writeOutputs(result, o.outDir, o.driver);
     log(`wrote ${join(o.outDir, 'compare.md')} (${Math.round(result.elapsedSec)} s)`);
     process.stdout.write(`${renderMarkdown(result)}\n`);
     return 0;

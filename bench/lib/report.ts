@@ -256,7 +256,7 @@ export function ratioSvg(rows: readonly RowResult[], subtitle: string): string {
     const y = top + i * rowH;
     const adv = advantage(r);
     const name = `${r.title}${r.metric === 'rps' ? '' : ` — ${r.metric}`}`;
-    parts.push(`<text x="${labelW - 10}" y="${y + 18}" text-anchor="end">${esc(name.length > 62 ? `${name.slice(0, 60)}…` : name)}</text>`);
+    parts.push(`<text x="${labelW - 10}" y="${y + 18}" text-anchor="end">${esc(name.length > 58 ? `${name.slice(0, 57)}…` : name)}</text>`);
     if (!Number.isFinite(adv) || adv <= 0) {
       parts.push(`<text x="${x(1) + 6}" y="${y + 18}" fill="#888">no result</text>`);
       return;
