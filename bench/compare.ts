@@ -297,7 +297,10 @@ function parseOpts(argv: string[]): Opts | undefined {
   const quick = f.quick as boolean;
   let driver = f.driver as string;
   const goBin = f['go-bin'] as string;
-  if (!driver) driver = existsSync(goBin) ? 'go' : 'ts';
+  if (!driver) {
+    driver = existsSync(goBin) ? 'go' : 'ts';
+    if (driver === 'ts') log(`etcd's Go benchmark tool not found at ${goBin}: every workload runs with the TS driver (build the Go tool with: bash ../shared/tools/build-etcd-benchmark.sh)`);
+  }
   if (driver !== 'go' && driver !== 'ts') throw new FlagError('--driver must be go or ts');
   if (driver === 'go' && !existsSync(goBin)) throw new FlagError(`--driver go: ${goBin} not found (build it: bash ../shared/tools/build-etcd-benchmark.sh)`);
   const wanted = (f.workloads as string[]).length ? (f.workloads as string[]) : ['targets', 'scaling', 'list-all'];
