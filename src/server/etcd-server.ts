@@ -123,9 +123,13 @@ export class EtcdServer {
     const log = hooks.log ?? (() => {});
     const backend = await openBackend(cfg.backend, { dir: join(cfg.dataDir, 'member', 'snap'), noSync: cfg.unsafeNoFsync });
     const lessor = await Lessor.open(backend);
+    const fieldLog = (msg: string, fields: Record<string, unknown>) => log(`${msg} ${JSON.stringify(fields)}`);
     const store = await KVStore.open(backend, {
       compaction: { batchLimit: cfg.compactionBatchLimit, sleepMs: cfg.compactionSleepIntervalMs },
       leases: lessor,
+      log: fieldLog,
+      // An interrupted compaction resumes once the server's commit hooks are in place.
+      deferResume: true,
     });
     const alarms = await AlarmStore.open(backend);
     const ciBuf = backend.get('meta', META_CONSISTENT_INDEX);
@@ -150,6 +154,7 @@ export class EtcdServer {
     const node = new RaftNode({ id: memberId(cfg.initialAdvertisePeerUrls, cfg.initialClusterToken), hardState, lastIndex, applied: ci });
     node.restoreCommitted(entries);
     const s = (server = new EtcdServer(cfg, backend, store, alarms, lessor, wal, node, hooks));
+    store.resumeCompaction();
     if (entries.length) log(`replaying ${entries.length} WAL entries after index ${ci}`);
     // Replay, and make the new term and its empty entry durable, before serving.
     await s.drain();
@@ -437,6 +442,8 @@ export class EtcdServer {
     clearInterval(this.leaseTimer);
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     while (this.running) await this.running;
+    // A compaction under way stops at its next batch; the next start resumes it.
+    await this.store.close();
     if (this.commitTimer) clearTimeout(this.commitTimer);
     if (!this.failed) await this.backend.commit().catch((err) => this.log(`final backend commit failed (${err.message}); the WAL keeps those writes`));
     await this.backend.close().catch(() => {});
