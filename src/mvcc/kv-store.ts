@@ -278,10 +278,13 @@ export class KVStore {
     end.writeBigUInt64BE(BigInt(rev + 1));
     let from = Buffer.alloc(0);
     try {
+      // Every revision at or below rev into the engine; from then on each batch reads the engine's
+      // keys directly (new writes only add revisions above rev) and commits its own deletes.
+      await this.backend.commit();
       for (;;) {
         const start = performance.now();
         const batch: Buffer[] = [];
-        await this.backend.scan('key', from, end, (k) => {
+        await this.backend.scanCommittedKeys('key', from, end, (k) => {
           batch.push(Buffer.from(k));
           return batch.length < batchLimit;
         });
