@@ -1,5 +1,6 @@
 import { ENGINE_KINDS, type EngineKind } from '../storage';
 import { defaultConfig, type ServerConfig } from '../server/config';
+import { parseCompactionRetention, UsageProblem, type AutoCompactionMode } from '../server/auto-compactor';
 
 // Flags with etcd's names where etcd has the flag, so scripts can swap binaries. Each also reads its
 // environment variable (ETCD_* for etcd's flags, as etcd does; PLINTH_* for ours); a flag wins.
@@ -78,6 +79,24 @@ export const FLAGS: FlagSpec[] = [
   { name: 'max-request-bytes', etcd: true, help: 'Maximum client request size in bytes the server will accept.', apply: (c, v) => (c.maxRequestBytes = int('max-request-bytes', v, 1)) },
   { name: 'max-txn-ops', etcd: true, help: 'Maximum number of operations permitted in a transaction.', apply: (c, v) => (c.maxTxnOps = int('max-txn-ops', v, 1)) },
   { name: 'quota-backend-bytes', etcd: true, help: 'Raise alarms when backend size exceeds the given quota. 0 means use the default quota (2 GiB).', apply: (c, v) => (c.quotaBackendBytes = int('quota-backend-bytes', v, -1)) },
+  {
+    name: 'auto-compaction-retention', etcd: true,
+    help: "Auto compaction retention for mvcc key value store. 0 means disable auto compaction (default '0').",
+    apply: (c, v) => (c.autoCompactionRetention = v),
+  },
+  {
+    name: 'auto-compaction-mode', etcd: true,
+    help: "Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for duration based retention, defaulting to hours if no time unit is provided (e.g. '5m'). 'revision' for revision number based retention (default 'periodic').",
+    apply: (c, v) => {
+      if (v !== 'periodic' && v !== 'revision') throw new UsageError(`unknown auto-compaction-mode "${v}"`);
+      c.autoCompactionMode = v as AutoCompactionMode;
+    },
+  },
+  {
+    name: 'auto-compaction-revision-interval', etcd: false,
+    help: 'How often revision-mode auto compaction checks (default 5m, fixed in etcd 3.4).',
+    apply: (c, v) => (c.autoCompactionRevisionIntervalMs = Math.max(1, parseDuration('auto-compaction-revision-interval', v))),
+  },
   { name: 'experimental-compaction-batch-limit', etcd: true, help: 'Sets the maximum revisions deleted in each compaction batch.', apply: (c, v) => (c.compactionBatchLimit = int('experimental-compaction-batch-limit', v, 1)) },
   { name: 'experimental-compaction-sleep-interval', etcd: true, help: 'Sets the sleep interval between each compaction batch (e.g. 10ms).', apply: (c, v) => (c.compactionSleepIntervalMs = parseDuration('experimental-compaction-sleep-interval', v)) },
   { name: 'experimental-watch-progress-notify-interval', etcd: true, help: 'Duration of periodic watch progress notifications (default 10m).', apply: (c, v) => (c.watchProgressNotifyIntervalMs = parseDuration('experimental-watch-progress-notify-interval', v)) },
@@ -140,6 +159,13 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
     f.apply(cfg, value);
     if (f.name === 'advertise-client-urls') advertiseGiven = true;
     if (f.name === 'listen-client-urls') listenGiven = true;
+  }
+  // The retention reads by the mode, which may come after it.
+  try {
+    parseCompactionRetention(cfg.autoCompactionMode, cfg.autoCompactionRetention);
+  } catch (err) {
+    if (err instanceof UsageProblem) throw new UsageError(err.message);
+    throw err;
   }
   // Without an explicit advertise URL, advertise what we listen on.
   if (listenGiven && !advertiseGiven) cfg.advertiseClientUrls = cfg.listenClientUrls.map((u) => u.href.replace(/\/$/, ''));

@@ -231,15 +231,43 @@ export class TreeIndex {
     this.tree.forRange(key, hi, false, (k, ki) => (fn(k, ki) === false ? BREAK : undefined));
   }
 
-  /** Compacts every key at atRev; returns the revisions at or below atRev that must stay in the backend. */
+  /** Compacts every key at atRev in one go; returns the revisions at or below atRev that must stay in the backend. */
   compact(atRev: number): Set<string> {
     const keep = new Set<string>();
-    const emptied: string[] = [];
-    for (const [k, ki] of this.tree.entries()) {
-      ki.compact(atRev, keep);
-      if (ki.empty) emptied.push(k);
-    }
-    for (const k of emptied) this.tree.delete(k);
+    let after: string | null = null;
+    do after = this.compactSome(atRev, keep, after, Infinity);
+    while (after !== null);
     return keep;
+  }
+
+  /**
+   * One step of an incremental compaction at atRev: compacts up to maxKeys keys after the key `after`
+   * (null = from the first key), adding what must stay in the backend to keep, and drops the keys left
+   * empty. Returns the last key done, to pass to the next step, or null when every key is done.
+   *
+   * Writes may run between steps: they only add revisions above atRev (the store refuses to compact at
+   * a revision above its current one), which compacting leaves alone, so a key done early, a key
+   * created meanwhile (before or after `after`) and a key deleted and created again meanwhile all
+   * end up as one compaction in one go would leave them. Only compaction removes keys from the tree,
+   * and a key is compacted and removed in the same step, so no write can land in between.
+   */
+  compactSome(atRev: number, keep: Set<string>, after: string | null, maxKeys: number): string | null {
+    const batch: [string, KeyIndex][] = [];
+    let skipFirst = after !== null;
+    // Collect first, then change the tree: deleting while iterating is not allowed.
+    for (const [k, ki] of after === null ? this.tree.entries() : this.tree.entries(after)) {
+      if (skipFirst) {
+        skipFirst = false;
+        if (k === after) continue;
+      }
+      batch.push([k, ki]);
+      if (batch.length >= maxKeys) break;
+    }
+    for (const [k, ki] of batch) {
+      ki.compact(atRev, keep);
+      if (ki.empty) this.tree.delete(k);
+    }
+    if (batch.length < maxKeys || batch.length === 0) return null;
+    return batch[batch.length - 1][0];
   }
 }

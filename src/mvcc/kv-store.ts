@@ -1,4 +1,5 @@
 import { Errors } from '../errors';
+import { exponentialBuckets, registry } from '../metrics';
 import type { Backend } from '../storage';
 import { TreeIndex, type RevHit } from './key-index';
 import { decodeKeyValue, encodeKeyValue, type KeyValue } from './key-value';
@@ -9,6 +10,24 @@ import { isTombstone, readRevision, REV_BYTES, revisionBytes, writeRevision } fr
 
 const META_SCHEDULED_COMPACT = Buffer.from('scheduledCompactRev');
 const META_FINISHED_COMPACT = Buffer.from('finishedCompactRev');
+
+// etcd's compaction metrics (mvcc/metrics.go): names, types and buckets as etcd 3.4 has them.
+const indexCompactionPauseMs = registry.histogram('etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds',
+  'Bucketed histogram of index compaction pause duration.', exponentialBuckets(0.5, 2, 14));
+const dbCompactionPauseMs = registry.histogram('etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds',
+  'Bucketed histogram of db compaction pause duration.', exponentialBuckets(1, 2, 13));
+const dbCompactionTotalMs = registry.histogram('etcd_debugging_mvcc_db_compaction_total_duration_milliseconds',
+  'Bucketed histogram of db compaction total duration.', exponentialBuckets(100, 2, 14));
+const dbCompactionKeys = registry.counter('etcd_debugging_mvcc_db_compaction_keys_total', 'Total number of db keys compacted.');
+
+/** A duration as Go's time.Duration prints it (etcd's "took" fields), from milliseconds. */
+export function goDuration(ms: number): string {
+  if (ms === 0) return '0s';
+  if (ms < 1e-3) return `${Math.round(ms * 1e6)}ns`;
+  if (ms < 1) return `${+(ms * 1e3).toFixed(3)}µs`;
+  if (ms < 1000) return `${+ms.toFixed(6)}ms`;
+  return `${+(ms / 1000).toFixed(9)}s`;
+}
 
 /** Leases as mvcc needs them; the lease layer provides the real one. */
 export interface LeaseBinding {
@@ -32,11 +51,23 @@ export interface CompactionOptions {
   batchLimit: number;
   /** Pause between batches, so requests go on (etcd's --experimental-compaction-sleep-interval). */
   sleepMs: number;
+  /**
+   * Longest run of key-index compaction before it lets other work in (ms). The index is compacted a
+   * slice of keys at a time; between slices the event loop serves requests.
+   */
+  indexStepMs: number;
 }
 
 export interface StoreOptions {
   compaction?: Partial<CompactionOptions>;
   leases?: LeaseBinding;
+  /** Log lines ("finished scheduled compaction", ...): a message and etcd's fields. */
+  log?: (msg: string, fields: Record<string, unknown>) => void;
+  /**
+   * A compaction that a stop interrupted is resumed at open, as etcd does. With deferResume it waits
+   * until resumeCompaction() is called (the server calls it once its backend hooks are in place).
+   */
+  deferResume?: boolean;
 }
 
 export interface RangeKeysOptions {
@@ -63,12 +94,20 @@ export class KVStore {
   private readonly hit: RevHit = { modMain: 0, modSub: 0, createdMain: 0, version: 0 };
   /** Called after each write txn that changed something, with its changes (the watch feed). */
   private readonly listeners: ((changes: readonly Change[], rev: number) => void)[] = [];
-  /** Physical compaction under way; compactions queue behind each other as etcd's FIFO scheduler. */
+  /** The compaction under way; compactions queue behind each other as in etcd's FIFO scheduler. */
   private compacting: Promise<void> = Promise.resolve();
+  /** The compaction revision a finished compaction recorded (-1 = none): what etcd calls finished. */
+  finishedCompactRev = -1;
+  private readonly log: (msg: string, fields: Record<string, unknown>) => void;
+  private stopping = false;
+  /** Ends the sleep between compaction batches early (on close). */
+  private wake: (() => void) | undefined;
+  private releaseResume: (() => void) | undefined;
 
-  private constructor(readonly backend: Backend, opts: StoreOptions) {
+  private constructor(readonly backend: Backend, private readonly opts: StoreOptions) {
     this.leases = opts.leases ?? NO_LEASES;
-    this.compaction = { batchLimit: 1000, sleepMs: 10, ...opts.compaction };
+    this.compaction = { batchLimit: 1000, sleepMs: 10, indexStepMs: 2, ...opts.compaction };
+    this.log = opts.log ?? (() => {});
   }
 
   /** Opens the store on a backend, rebuilding the key index from the key bucket. */
@@ -85,7 +124,7 @@ export class KVStore {
   private async restore(): Promise<void> {
     const finished = this.backend.get('meta', META_FINISHED_COMPACT);
     const scheduled = this.backend.get('meta', META_SCHEDULED_COMPACT);
-    if (finished) this.compactMainRev = readRevision(finished).main;
+    if (finished) this.compactMainRev = this.finishedCompactRev = readRevision(finished).main;
     let maxMain = 0;
     await this.backend.scan('key', Buffer.alloc(0), undefined, (rk, v) => {
       const { main, sub } = readRevision(rk);
@@ -103,15 +142,31 @@ export class KVStore {
         if (kv.lease !== 0n) this.leases.attach(kv.lease, Buffer.from(kv.key));
       }
     });
+    // A compaction may have removed every revision up to its own (a delete at the compacted revision).
     this.currentRev = Math.max(1, maxMain, this.compactMainRev);
-    // A compaction that was scheduled but did not finish before a stop: finish it now.
+    // A compaction that was scheduled but did not finish before a stop: reads below it fail from now
+    // on, and it runs again in the background (etcd's "resume scheduled compaction").
     if (scheduled) {
       const rev = readRevision(scheduled).main;
-      if (rev > (finished ? readRevision(finished).main : -1)) {
+      if (rev > this.compactMainRev) {
         this.compactMainRev = rev;
-        await this.physicalCompact(rev, this.index.compact(rev));
+        this.currentRev = Math.max(this.currentRev, rev);
+        const gate = this.opts.deferResume ? new Promise<void>((r) => (this.releaseResume = r)) : Promise.resolve();
+        this.log('resume scheduled compaction', { 'scheduled-compact-revision': rev });
+        this.enqueue(gate, rev);
       }
     }
+  }
+
+  /** Starts the compaction that open() found unfinished (with deferResume). */
+  resumeCompaction(): void {
+    this.releaseResume?.();
+    this.releaseResume = undefined;
+  }
+
+  /** Resolves once every compaction scheduled so far is done (or was stopped). */
+  compactionsDone(): Promise<void> {
+    return this.compacting;
   }
 
   /** Reads the keys of [key, end) as of opts.rev (0 = curRev). Throws etcd's compacted / future errors. */
@@ -165,44 +220,127 @@ export class KVStore {
   }
 
   /**
-   * Compacts history before rev. The index is compacted at once (reads below rev fail from now on);
-   * the returned promise resolves when the backend has dropped the old revisions.
+   * Compacts history before rev. Reads below rev fail from now on; the key index is then compacted a
+   * slice of keys at a time, and the old revisions deleted from the backend in batches, with requests
+   * served in between. The returned promise resolves when the backend has dropped the old revisions.
    */
   compact(rev: number): Promise<void> {
     if (rev <= this.compactMainRev) throw Errors.compacted;
     if (rev > this.currentRev) throw Errors.futureRev;
+    if (this.stopping) throw Errors.stopped;
     this.compactMainRev = rev;
+    // Committed with the applied index that covers this request: a restart either replays the
+    // request or finds it scheduled and resumes it.
     this.backend.put('meta', META_SCHEDULED_COMPACT, revisionBytes(rev, 0));
-    const keep = this.index.compact(rev);
-    const prev = this.compacting;
-    const run = prev.then(() => this.physicalCompact(rev, keep));
+    return this.enqueue(this.compacting, rev);
+  }
+
+  /** Runs the compaction at rev after `after`; compactions run one at a time, in order. */
+  private enqueue(after: Promise<void>, rev: number): Promise<void> {
+    const run = Promise.all([after, this.compacting]).then(() => this.runCompaction(rev));
+    // Waiters get the outcome; the queue goes on whatever it is.
     this.compacting = run.catch(() => {});
     return run;
   }
 
-  /** Deletes revisions <= rev that are not kept, a batch per backend commit, pausing between batches. */
-  private async physicalCompact(rev: number, keep: Set<string>): Promise<void> {
+  private async runCompaction(rev: number): Promise<void> {
+    if (this.stopping) throw Errors.stopped;
+    const indexStart = performance.now();
+    const keep = await this.compactIndex(rev);
+    const indexTook = performance.now() - indexStart;
+    if (!(await this.physicalCompact(rev, keep, indexTook))) throw Errors.stopped;
+  }
+
+  /**
+   * etcd's treeIndex.Compact, in slices: each slice of keys is compacted synchronously, for at most
+   * indexStepMs, then the event loop gets a turn. Returns the revisions <= rev that stay.
+   */
+  private async compactIndex(rev: number): Promise<Set<string>> {
+    const keep = new Set<string>();
+    const stepMs = this.compaction.indexStepMs;
+    let after: string | null = null;
+    for (;;) {
+      const t0 = performance.now();
+      do after = this.index.compactSome(rev, keep, after, 256);
+      while (after !== null && performance.now() - t0 < stepMs);
+      indexCompactionPauseMs.observe(Math.floor(performance.now() - t0));
+      if (after === null) return keep;
+      await new Promise<void>((r) => setImmediate(r));
+      if (this.stopping) throw Errors.stopped;
+    }
+  }
+
+  /**
+   * etcd's scheduleCompaction: deletes the revisions <= rev that keep does not hold, at most
+   * batchLimit per backend commit, sleeping sleepMs between batches. The last batch and the finished
+   * compaction revision go in one commit. False if the store was closed first.
+   */
+  private async physicalCompact(rev: number, keep: Set<string>, indexTook: number): Promise<boolean> {
     const { batchLimit, sleepMs } = this.compaction;
+    const totalStart = performance.now();
+    let removed = 0;
     const end = Buffer.alloc(8);
     end.writeBigUInt64BE(BigInt(rev + 1));
     let from = Buffer.alloc(0);
-    for (;;) {
-      const batch: Buffer[] = [];
-      await this.backend.scan('key', from, end, (k) => {
-        batch.push(Buffer.from(k));
-        return batch.length < batchLimit;
-      });
-      for (const k of batch) {
-        if (!keep.has(k.toString('latin1', 0, REV_BYTES))) this.backend.delete('key', k);
-      }
-      if (batch.length < batchLimit) break;
-      // Next batch starts just after the last key seen.
-      from = Buffer.concat([batch[batch.length - 1], Buffer.from([0])]);
+    try {
+      // Every revision at or below rev into the engine; from then on each batch reads the engine's
+      // keys directly (new writes only add revisions above rev) and commits its own deletes.
       await this.backend.commit();
-      await new Promise((r) => setTimeout(r, sleepMs));
+      for (;;) {
+        const start = performance.now();
+        const batch: Buffer[] = [];
+        await this.backend.scanCommittedKeys('key', from, end, (k) => {
+          batch.push(Buffer.from(k));
+          return batch.length < batchLimit;
+        });
+        if (this.stopping) return false;
+        for (const k of batch) {
+          if (!keep.has(k.toString('latin1', 0, REV_BYTES))) {
+            this.backend.delete('key', k);
+            removed++;
+          }
+        }
+        if (batch.length < batchLimit) {
+          this.backend.put('meta', META_FINISHED_COMPACT, revisionBytes(rev, 0));
+          await this.backend.commit();
+          this.finishedCompactRev = Math.max(this.finishedCompactRev, rev);
+          const took = performance.now() - totalStart;
+          this.log('finished scheduled compaction', {
+            'compact-revision': rev, took: goDuration(took), 'index-compaction-took': goDuration(indexTook), 'keys-removed': removed,
+          });
+          return true;
+        }
+        // The next batch starts just after the last key seen.
+        from = Buffer.concat([batch[batch.length - 1], Buffer.from([0])]);
+        await this.backend.commit();
+        dbCompactionPauseMs.observe(Math.floor(performance.now() - start));
+        if (this.stopping) return false;
+        await this.sleep(sleepMs);
+      }
+    } finally {
+      dbCompactionTotalMs.observe(Math.floor(performance.now() - totalStart));
+      dbCompactionKeys.inc(undefined, removed);
     }
-    this.backend.put('meta', META_FINISHED_COMPACT, revisionBytes(rev, 0));
-    await this.backend.commit();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (ms <= 0) return new Promise((r) => setImmediate(r));
+    return new Promise<void>((r) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        r();
+      }
+      this.wake = done;
+    }).finally(() => (this.wake = undefined));
+  }
+
+  /** Stops compaction at the next batch boundary (etcd's stopc); what is done stays done. */
+  async close(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    this.resumeCompaction();
+    await this.compacting;
   }
 
   // --- used by WriteTxn ---

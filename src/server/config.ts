@@ -1,4 +1,5 @@
 import type { EngineKind } from '../storage';
+import type { AutoCompactionMode } from './auto-compactor';
 
 /** The server's whole configuration: built once from flags, environment and defaults, then read-only. */
 export interface ServerConfig {
@@ -22,8 +23,16 @@ export interface ServerConfig {
   backendBatchLimit: number;
   /** Longest time between backend commits (etcd's --backend-batch-interval). */
   backendBatchIntervalMs: number;
+  /** Revisions deleted per backend commit in a compaction (etcd's --experimental-compaction-batch-limit). */
   compactionBatchLimit: number;
+  /** Pause between compaction batches (etcd's --experimental-compaction-sleep-interval). */
   compactionSleepIntervalMs: number;
+  /** etcd's --auto-compaction-mode: how autoCompactionRetention reads. */
+  autoCompactionMode: AutoCompactionMode;
+  /** etcd's --auto-compaction-retention as given ("0" = off, "1" = 1h in periodic mode, "30m", "1000"). */
+  autoCompactionRetention: string;
+  /** How often revision mode checks (etcd 3.4: fixed 5 minutes; Plinth's own flag, for tests). */
+  autoCompactionRevisionIntervalMs: number;
   unsafeNoFsync: boolean;
   /** Record leases' remaining TTLs in the log, so a restart does not renew them (etcd's experimental flag). */
   leaseCheckpointEnabled: boolean;
@@ -60,6 +69,9 @@ export function defaultConfig(): ServerConfig {
     backendBatchIntervalMs: 100,
     compactionBatchLimit: 1000,
     compactionSleepIntervalMs: 10,
+    autoCompactionMode: 'periodic',
+    autoCompactionRetention: '0',
+    autoCompactionRevisionIntervalMs: 5 * 60 * 1000,
     unsafeNoFsync: false,
     watchProgressNotifyIntervalMs: 10 * 60 * 1000,
     warningApplyDurationMs: 100,

@@ -20,6 +20,7 @@ import { decodeInternalRequest, encodeInternalRequest, type AlarmRequest, type I
 import { checkDelete, checkPut, checkRange, checkTxn } from './validate';
 import { WatchHub } from '../watch/hub';
 import { Lessor } from '../lease/lessor';
+import { newAutoCompactor, parseCompactionRetention, type Clock } from './auto-compactor';
 
 const META_CONSISTENT_INDEX = Buffer.from('consistent_index');
 /** etcd's estimate of a put's cost beyond its key and value (quota.go). */
@@ -46,6 +47,8 @@ export interface ServerHooks {
   slowLog?: LogLine;
   /** The server cannot go on (the WAL or the backend failed to write): it has stopped serving. */
   onFatal?: (err: Error) => void;
+  /** The auto-compactor's clock (tests). */
+  autoCompactionClock?: Clock;
 }
 
 interface Waiter {
@@ -77,6 +80,7 @@ export class EtcdServer {
   /** Set while the backend engine is being swapped (defragment): nothing may read it meanwhile. */
   private gate: Promise<void> | undefined;
   private readonly quota: number;
+  private autoCompactor: { run(): void; stop(): Promise<void> } | undefined;
   private readonly log: (msg: string) => void;
   private readonly slowLog: LogLine;
 
@@ -123,9 +127,13 @@ export class EtcdServer {
     const log = hooks.log ?? (() => {});
     const backend = await openBackend(cfg.backend, { dir: join(cfg.dataDir, 'member', 'snap'), noSync: cfg.unsafeNoFsync });
     const lessor = await Lessor.open(backend);
+    const fieldLog = (msg: string, fields: Record<string, unknown>) => log(`${msg} ${JSON.stringify(fields)}`);
     const store = await KVStore.open(backend, {
       compaction: { batchLimit: cfg.compactionBatchLimit, sleepMs: cfg.compactionSleepIntervalMs },
       leases: lessor,
+      log: fieldLog,
+      // An interrupted compaction resumes once the server's commit hooks are in place.
+      deferResume: true,
     });
     const alarms = await AlarmStore.open(backend);
     const ciBuf = backend.get('meta', META_CONSISTENT_INDEX);
@@ -150,9 +158,22 @@ export class EtcdServer {
     const node = new RaftNode({ id: memberId(cfg.initialAdvertisePeerUrls, cfg.initialClusterToken), hardState, lastIndex, applied: ci });
     node.restoreCommitted(entries);
     const s = (server = new EtcdServer(cfg, backend, store, alarms, lessor, wal, node, hooks));
+    store.resumeCompaction();
     if (entries.length) log(`replaying ${entries.length} WAL entries after index ${ci}`);
     // Replay, and make the new term and its empty entry durable, before serving.
     await s.drain();
+    // Auto-compaction proposes Compact requests through the log, as a client would (etcd's v3compactor).
+    s.autoCompactor = newAutoCompactor(
+      { rev: () => s.store.currentRev, compact: (rev) => s.compact(rev, false) },
+      {
+        mode: cfg.autoCompactionMode,
+        retention: parseCompactionRetention(cfg.autoCompactionMode, cfg.autoCompactionRetention),
+        revisionIntervalMs: cfg.autoCompactionRevisionIntervalMs,
+        clock: hooks.autoCompactionClock,
+        log: fieldLog,
+      },
+    );
+    s.autoCompactor?.run();
     return s;
   }
 
@@ -439,7 +460,10 @@ export class EtcdServer {
     this.watchHub.close();
     clearInterval(this.leaseTimer);
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
+    await this.autoCompactor?.stop();
     while (this.running) await this.running;
+    // A compaction under way stops at its next batch; the next start resumes it.
+    await this.store.close();
     if (this.commitTimer) clearTimeout(this.commitTimer);
     if (!this.failed) await this.backend.commit().catch((err) => this.log(`final backend commit failed (${err.message}); the WAL keeps those writes`));
     await this.backend.close().catch(() => {});

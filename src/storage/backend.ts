@@ -129,6 +129,14 @@ export class Backend {
   }
 
   /**
+   * The keys of committed data only, without committing first: for a caller that knows what it needs
+   * is committed already (compaction: every revision at or below its own, committed when it starts).
+   */
+  scanCommittedKeys(bucket: Bucket, start: Buffer, end: Buffer | undefined, visit: (k: Buffer) => boolean | void): Promise<void> {
+    return this.engine.scanKeys(bucket, start, end, visit);
+  }
+
+  /**
    * Runs fn with everything committed and commits held back, so the engine does not change under it.
    * Reads through the buffer go on meanwhile (unless fn closes the engine: see defragment).
    */

@@ -23,6 +23,8 @@ export interface Engine {
    * = to the end of the bucket). The visitor returns false to stop early.
    */
   scan(bucket: Bucket, start: Buffer, end: Buffer | undefined, visit: (key: Buffer, value: Buffer) => boolean | void): Promise<void>;
+  /** As scan, keys only (cheaper where the engine can skip the values: compaction's batches). */
+  scanKeys(bucket: Bucket, start: Buffer, end: Buffer | undefined, visit: (key: Buffer) => boolean | void): Promise<void>;
   /** Bytes the engine occupies on disk (or in memory for the memory engine). */
   sizeBytes(): number;
   /** Bytes in use by live data (≤ sizeBytes); the difference is what defragment could give back. */

@@ -70,6 +70,23 @@ export class LevelDbEngine implements Engine {
     }
   }
 
+  async scanKeys(bucket: Bucket, start: Buffer, end: Buffer | undefined, visit: (k: Buffer) => boolean | void): Promise<void> {
+    const p = PREFIX.get(bucket)!;
+    const lt = end === undefined ? Buffer.from([p + 1]) : prefixed(bucket, end);
+    const it = this.db.keys({ gte: prefixed(bucket, start), lt });
+    try {
+      for (;;) {
+        const keys = await it.nextv(1000);
+        if (keys.length === 0) return;
+        for (const k of keys) {
+          if (visit(k.subarray(1)) === false) return;
+        }
+      }
+    } finally {
+      await it.close();
+    }
+  }
+
   sizeBytes(): number {
     let total = 0;
     for (const f of readdirSync(this.dir)) {

@@ -57,6 +57,12 @@ export class LmdbEngine implements Engine {
     }
   }
 
+  async scanKeys(bucket: Bucket, start: Buffer, end: Buffer | undefined, visit: (k: Buffer) => boolean | void): Promise<void> {
+    for (const key of this.db(bucket).getKeys({ start, end })) {
+      if (visit(key as Buffer) === false) break;
+    }
+  }
+
   sizeBytes(): number {
     try {
       return statSync(this.file).size;

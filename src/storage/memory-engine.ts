@@ -45,6 +45,10 @@ export class MemoryEngine implements Engine {
     }
   }
 
+  async scanKeys(bucket: Bucket, start: Buffer, end: Buffer | undefined, visit: (k: Buffer) => boolean | void): Promise<void> {
+    return this.scan(bucket, start, end, (k) => visit(k));
+  }
+
   sizeBytes(): number {
     return this.bytes;
   }

@@ -157,3 +157,86 @@ describe('KeyIndex.existsAt', () => {
     }
   });
 });
+
+describe('TreeIndex incremental compaction (compactSome)', () => {
+  // A small deterministic PRNG, so a failure names its seed.
+  const prng = (seed: number) => () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+
+  type Op = { key: string; del: boolean };
+  /** Applies one write at main revision rev to t (a put, or a delete of a live key). */
+  const apply = (t: TreeIndex, op: Op, rev: number) => (op.del ? t.tombstone(op.key, rev, 0) : t.put(op.key, rev, 0));
+
+  /** Everything a reader can see of the index at revisions >= from, and its keys. */
+  function view(t: TreeIndex, from: number, to: number): string[] {
+    const out: string[] = [];
+    const h = hit();
+    t.visit('', '', (k, ki) => {
+      const seen: string[] = [];
+      for (let r = from; r <= to; r++) seen.push(ki.get(r, h) ? `${h.modMain}/${h.createdMain}/${h.version}` : '-');
+      out.push(`${k}:${seen.join(',')}`);
+    });
+    return out;
+  }
+
+  it.each([1, 2, 3, 4, 5, 6, 7, 8])('with writes between steps ends as one compaction after those writes (seed %i)', (seed) => {
+    const rnd = prng(seed);
+    const keys = Array.from({ length: 40 }, (_, i) => `k${String(i).padStart(2, '0')}`);
+    const live = new Set<string>();
+    const pick = (): Op => {
+      const key = keys[Math.floor(rnd() * keys.length)];
+      const del = live.has(key) && rnd() < 0.35;
+      if (del) live.delete(key);
+      else live.add(key);
+      return { key, del };
+    };
+    // A history of 300 writes, compacted at some revision in it; then 150 writes more, which land
+    // between the steps of the incremental compaction (deletes, re-creations, new keys alike).
+    const history = Array.from({ length: 300 }, pick);
+    const later = Array.from({ length: 150 }, pick);
+    const atRev = 2 + Math.floor(rnd() * 300);
+    const a = new TreeIndex();
+    const b = new TreeIndex();
+    history.forEach((op, i) => {
+      apply(a, op, i + 2);
+      apply(b, op, i + 2);
+    });
+    const end = history.length + later.length + 1;
+
+    // a: incremental, 1-3 keys a step, writes in between.
+    const keepA = new Set<string>();
+    let after: string | null = null;
+    let next = 0;
+    let steps = 0;
+    do {
+      after = a.compactSome(atRev, keepA, after, 1 + Math.floor(rnd() * 3));
+      steps++;
+      for (let n = Math.floor(rnd() * 4); n > 0 && next < later.length; n--, next++) apply(a, later[next], history.length + 2 + next);
+    } while (after !== null);
+    for (; next < later.length; next++) apply(a, later[next], history.length + 2 + next);
+    expect(steps).toBeGreaterThan(5);
+
+    // b: the same writes first, then one compaction in one go.
+    later.forEach((op, i) => apply(b, op, history.length + 2 + i));
+    const keepB = b.compact(atRev);
+
+    expect([...keepA].sort()).toEqual([...keepB].sort());
+    expect(view(a, atRev, end)).toEqual(view(b, atRev, end));
+    expect(a.size).toBe(b.size);
+  });
+
+  it('drops a key emptied by the compaction, and a key created again after it stays', () => {
+    const t = new TreeIndex();
+    t.put('a', 2, 0);
+    t.tombstone('a', 3, 0);
+    t.put('b', 4, 0);
+    const keep = new Set<string>();
+    expect(t.compactSome(4, keep, null, 1)).toBe('a');
+    expect(t.lookup('a')).toBeUndefined();
+    t.put('a', 5, 0); // created again between two steps, before the step's cursor
+    expect(t.compactSome(4, keep, 'a', 1)).toBe('b');
+    expect(t.compactSome(4, keep, 'b', 1)).toBeNull();
+    const h = hit();
+    expect(t.get('a', 5, h) && h.modMain).toBe(5);
+    expect(t.size).toBe(2);
+  });
+});

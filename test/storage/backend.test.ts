@@ -45,6 +45,23 @@ describe.each(ENGINE_KINDS)('backend on %s', (kind) => {
     await backend.close();
   });
 
+  it('scans committed keys only, without committing, in the same order', async () => {
+    const { backend } = await open();
+    for (const k of ['c', 'a', 'b\x00', 'b', '\xff', 'd']) backend.put('key', Buffer.from(k, 'latin1'), b(k));
+    backend.put('meta', b('zz'), b('other bucket'));
+    await backend.commit();
+    backend.put('key', b('bb'), b('pending, not committed'));
+    backend.delete('key', b('c'));
+    const seen: string[] = [];
+    await backend.scanCommittedKeys('key', b('b'), b('d'), (k) => void seen.push(k.toString('latin1')));
+    expect(seen).toEqual(['b', 'b\x00', 'c']);
+    expect(backend.pendingWrites).toBe(2);
+    const all: string[] = [];
+    await backend.scanCommittedKeys('key', Buffer.alloc(0), undefined, (k) => all.push(k.toString('latin1')) < 6);
+    expect(all).toEqual(['a', 'b', 'b\x00', 'c', 'd', '\xff']);
+    await backend.close();
+  });
+
 });
 
 describe.each(['lmdb', 'leveldb'] as const)('backend on disk (%s)', (kind) => {
@@ -68,6 +85,7 @@ class GatedEngine implements Engine {
   private release: (() => void)[] = [];
   get = (bucket: any, key: Buffer) => this.inner.get(bucket, key);
   scan = this.inner.scan.bind(this.inner);
+  scanKeys = this.inner.scanKeys.bind(this.inner);
   sizeBytes = () => this.inner.sizeBytes();
   sizeInUseBytes = () => this.inner.sizeInUseBytes();
   close = () => this.inner.close();
