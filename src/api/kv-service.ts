@@ -4,7 +4,7 @@ import type { EtcdServer } from '../server/etcd-server';
 import * as c from '../wire/convert';
 import { answer } from './errors';
 import { WIRE_SIZE } from './proto';
-import { encodePutResponse, encodeRangeResponse } from '../wire/kv-codec';
+import { encodePutResponse, encodeRangeResponse, encodeStoredRangeResponse } from '../wire/kv-codec';
 
 type Call = grpc.ServerUnaryCall<any, any>;
 type Cb = grpc.sendUnaryData<any>;
@@ -21,7 +21,10 @@ export function kvService(s: EtcdServer): grpc.UntypedServiceImplementation {
   return {
     Range(call: Call, cb: Cb) {
       answer(cb, () => {
-        const out = s.range(c.rangeRequest(call.request));
+        const req = c.rangeRequest(call.request);
+        const stored = s.rangeStored(req);
+        if (stored) return encodeStoredRangeResponse(s.header(stored.revision), stored.kvs, stored.more, stored.count);
+        const out = s.range(req);
         const encode = (r: Awaited<typeof out>) => encodeRangeResponse(s.header(r.revision), r.kvs, r.more, r.count);
         return out instanceof Promise ? out.then(encode) : encode(out);
       });

@@ -171,6 +171,25 @@ export class KVStore {
 
   /** Reads the keys of [key, end) as of opts.rev (0 = curRev). Throws etcd's compacted / future errors. */
   rangeKeys(key: Buffer, end: Buffer | undefined, curRev: number, opts: RangeKeysOptions): RangeKeysResult {
+    const { revs, count } = this.collect(key, end, curRev, opts);
+    const kvs: KeyValue[] = new Array(revs.length >> 1);
+    for (let i = 0; i < revs.length; i += 2) kvs[i >> 1] = this.readRevision(revs[i], revs[i + 1]);
+    return { kvs, count, rev: curRev };
+  }
+
+  /**
+   * As rangeKeys, but the KeyValues as stored: their bytes are mvccpb.KeyValue's wire encoding, so an
+   * answer that needs nothing else from them is written without decoding and re-encoding each one.
+   */
+  rangeStoredKeys(key: Buffer, end: Buffer | undefined, curRev: number, opts: RangeKeysOptions): { stored: Buffer[]; count: number; rev: number } {
+    const { revs, count } = this.collect(key, end, curRev, opts);
+    const stored: Buffer[] = new Array(revs.length >> 1);
+    for (let i = 0; i < revs.length; i += 2) stored[i >> 1] = this.readStored(revs[i], revs[i + 1]);
+    return { stored, count, rev: curRev };
+  }
+
+  /** The revisions (flat main, sub pairs) of the keys of [key, end) as of opts.rev, and how many keys. */
+  private collect(key: Buffer, end: Buffer | undefined, curRev: number, opts: RangeKeysOptions): { revs: number[]; count: number } {
     let rev = opts.rev;
     if (rev > curRev) throw Errors.futureRev;
     if (rev <= 0) rev = curRev;
@@ -190,15 +209,17 @@ export class KVStore {
         count++; // past the limit only the count is wanted
       }
     });
-    const kvs: KeyValue[] = new Array(revs.length >> 1);
-    for (let i = 0; i < revs.length; i += 2) kvs[i >> 1] = this.readRevision(revs[i], revs[i + 1]);
-    return { kvs, count, rev: curRev };
+    return { revs, count };
+  }
+
+  private readStored(main: number, sub: number): Buffer {
+    const raw = this.backend.get('key', writeRevision(this.scratchRev, main, sub));
+    if (!raw) throw new Error(`mvcc: revision ${main}/${sub} is in the index but not in the backend`);
+    return raw;
   }
 
   private readRevision(main: number, sub: number): KeyValue {
-    const raw = this.backend.get('key', writeRevision(this.scratchRev, main, sub));
-    if (!raw) throw new Error(`mvcc: revision ${main}/${sub} is in the index but not in the backend`);
-    return decodeKeyValue(raw);
+    return decodeKeyValue(this.readStored(main, sub));
   }
 
   /** The key's current KeyValue, if live. */

@@ -4,7 +4,7 @@ import type { KVStore, RangeKeysResult, WriteTxn } from './kv-store';
 import {
   CompareResult, CompareTarget, SortOrder, SortTarget,
   type Compare, type DeleteRangeRequest, type DeleteRangeResponse, type PutRequest, type PutResponse,
-  type RangeEnd, type RangeRequest, type RangeResponse, type RequestOp, type ResponseOp,
+  type RangeEnd, type RangeRequest, type RangeResponse, type RequestOp, type ResponseOp, type StoredRangeResponse,
   type TxnRequest, type TxnResponse,
 } from './types';
 
@@ -37,6 +37,19 @@ export class KV {
 
   range(req: RangeRequest): RangeResponse {
     return rangeOn(this.currentView, req);
+  }
+
+  /**
+   * A range whose answer is the stored KeyValues in key order and nothing else (no sort, revision
+   * filters, keys_only or count_only): their stored bytes, which are their wire encoding. undefined
+   * when the request needs more than that (then range() answers it).
+   */
+  rangeStored(r: RangeRequest): StoredRangeResponse | undefined {
+    if (r.sortOrder !== SortOrder.NONE || r.sortTarget !== SortTarget.KEY || r.keysOnly || r.countOnly) return undefined;
+    if (r.minModRevision !== 0 || r.maxModRevision !== 0 || r.minCreateRevision !== 0 || r.maxCreateRevision !== 0) return undefined;
+    const rr = this.store.rangeStoredKeys(r.key, toRangeEnd(r.rangeEnd), this.store.currentRev, { limit: r.limit, rev: r.revision, countOnly: false });
+    // Without filters, the keys beyond the limit are exactly those counted and not read.
+    return { revision: rr.rev, kvs: rr.stored, more: r.limit > 0 && rr.count > r.limit, count: rr.count };
   }
 
   put(req: PutRequest): PutResponse {

@@ -6,10 +6,16 @@ export const REV_BYTES = 17;
 export const MARKED_REV_BYTES = 18;
 const TOMBSTONE = 0x74; // 't'
 
+/** Writes n (an integer below 2^53) as 8 big-endian bytes, without going through a BigInt. */
+function writeU64(out: Buffer, n: number, at: number): void {
+  out.writeUInt32BE(Math.floor(n / 0x100000000), at);
+  out.writeUInt32BE(n >>> 0, at + 4);
+}
+
 export function writeRevision(out: Buffer, main: number, sub: number): Buffer {
-  out.writeBigUInt64BE(BigInt(main), 0);
+  writeU64(out, main, 0);
   out[8] = 0x5f; // '_'
-  out.writeBigUInt64BE(BigInt(sub), 9);
+  writeU64(out, sub, 9);
   return out;
 }
 
@@ -21,7 +27,7 @@ export function revisionBytes(main: number, sub: number, tombstone = false): Buf
 }
 
 export function readRevision(b: Buffer): { main: number; sub: number } {
-  return { main: Number(b.readBigUInt64BE(0)), sub: Number(b.readBigUInt64BE(9)) };
+  return { main: b.readUInt32BE(0) * 0x100000000 + b.readUInt32BE(4), sub: b.readUInt32BE(9) * 0x100000000 + b.readUInt32BE(13) };
 }
 
 export function isTombstone(b: Buffer): boolean {

@@ -33,6 +33,14 @@ export interface RangeResponse {
   count: number;
 }
 
+/** A RangeResponse whose KeyValues are their stored bytes (mvccpb.KeyValue's wire encoding). */
+export interface StoredRangeResponse {
+  revision: number;
+  kvs: Buffer[];
+  more: boolean;
+  count: number;
+}
+
 export interface PutRequest {
   key: Buffer;
   value: Buffer;

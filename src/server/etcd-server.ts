@@ -3,7 +3,7 @@ import { Errors } from '../errors';
 import { isReadOnly, KV } from '../mvcc/kv';
 import { KVStore } from '../mvcc/kv-store';
 import type {
-  DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
+  DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, StoredRangeResponse,
   RequestOp, TxnRequest, TxnResponse,
 } from '../mvcc/types';
 import { EntryType, type Entry } from '../raft/entry';
@@ -211,6 +211,22 @@ export class EtcdServer {
     // One member: what is applied is committed, so serializable and linearizable reads agree.
     const r = this.kv.range(req);
     if (isSlow(start, this.cfg.warningApplyDurationMs)) {
+      warnSlow(this.slowLog, this.cfg.warningApplyDurationMs, start, 'read-only range ', describeRequest({ range: req }), `range_response_count:${r.kvs.length} count:${r.count}`);
+    }
+    return r;
+  }
+
+  /**
+   * A range answered with the KeyValues' stored bytes (see KV.rangeStored); undefined when the request
+   * needs the general path, or while a defragment holds reads (range() waits for it).
+   */
+  rangeStored(req: RangeRequest): StoredRangeResponse | undefined {
+    if (this.gate) return undefined;
+    this.assertServing();
+    checkRange(req);
+    const start = performance.now();
+    const r = this.kv.rangeStored(req);
+    if (r && isSlow(start, this.cfg.warningApplyDurationMs)) {
       warnSlow(this.slowLog, this.cfg.warningApplyDurationMs, start, 'read-only range ', describeRequest({ range: req }), `range_response_count:${r.kvs.length} count:${r.count}`);
     }
     return r;

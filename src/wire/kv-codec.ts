@@ -11,8 +11,12 @@ function writeField(buf: Buffer, pos: number, tag: number, bytes: Buffer): numbe
 }
 
 export function encodeRangeResponse(header: HeaderFields, kvs: KeyValue[], more: boolean, count: number): Buffer {
+  return encodeStoredRangeResponse(header, kvs.map(encodeKeyValue), more, count);
+}
+
+/** A RangeResponse from KeyValues already encoded (as the store keeps them). */
+export function encodeStoredRangeResponse(header: HeaderFields, encoded: Buffer[], more: boolean, count: number): Buffer {
   const h = encodeHeader(header);
-  const encoded = kvs.map(encodeKeyValue);
   let size = 1 + varintSize(h.length) + h.length;
   for (const e of encoded) size += 1 + varintSize(e.length) + e.length;
   if (more) size += 2;
