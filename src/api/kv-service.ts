@@ -4,16 +4,16 @@ import type { EtcdServer } from '../server/etcd-server';
 import * as c from '../wire/convert';
 import { answer } from './errors';
 import { WIRE_SIZE } from './proto';
-import { encodePutResponse, encodeRangeResponse, encodeStoredRangeResponse } from '../wire/kv-codec';
+import { encodePutResponse, encodeRangeResponse, encodeStoredRangeResponse, encodeTxnResponse } from '../wire/kv-codec';
 
 type Call = grpc.ServerUnaryCall<any, any>;
 type Cb = grpc.sendUnaryData<any>;
 
 /**
  * etcdserverpb.KV: decode, call the server, encode. Writes larger than --max-request-bytes are refused.
- * Range and Put answers are encoded by hand (wire/kv-codec.ts): their serializers pass bytes through.
+ * Range, Put and Txn answers are encoded by hand (wire/kv-codec.ts): their serializers pass bytes through.
  */
-export const PREENCODED_KV_METHODS = ['Range', 'Put'];
+export const PREENCODED_KV_METHODS = ['Range', 'Put', 'Txn'];
 export function kvService(s: EtcdServer): grpc.UntypedServiceImplementation {
   const checkSize = (req: any) => {
     if (req[WIRE_SIZE] > s.cfg.maxRequestBytes) throw Errors.requestTooLarge;
@@ -45,7 +45,7 @@ export function kvService(s: EtcdServer): grpc.UntypedServiceImplementation {
       answer(cb, () => {
         checkSize(call.request);
         const out = s.txn(c.txnRequest(call.request));
-        const encode = (r: Awaited<typeof out>) => c.txnResponse(r, c.header(s.header(r.revision)));
+        const encode = (r: Awaited<typeof out>) => encodeTxnResponse(s.header(r.revision), r);
         return out instanceof Promise ? out.then(encode) : encode(out);
       });
     },
