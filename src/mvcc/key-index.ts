@@ -181,8 +181,9 @@ export class TreeIndex {
     return this.tree.get(key);
   }
 
-  put(key: string, main: number, sub: number): void {
-    let ki = this.tree.get(key);
+  /** found: the key's KeyIndex if the caller looked it up already (saves a descent of the tree). */
+  put(key: string, main: number, sub: number, found?: KeyIndex): void {
+    let ki = found ?? this.tree.get(key);
     if (!ki) {
       ki = new KeyIndex();
       this.tree.set(key, ki);

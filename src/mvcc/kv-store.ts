@@ -413,7 +413,7 @@ export class WriteTxn {
     }
     const kv: KeyValue = { key, createRevision: created, modRevision: rev, version, value, lease };
     this.s.putRevision(rev, sub, kv);
-    this.s.index.put(skey, rev, sub);
+    this.s.index.put(skey, rev, sub, ki);
     this.changes.push({ deleted: false, kv });
     if (oldLease !== 0n) this.s.leases.detach(oldLease, key);
     if (lease !== 0n) this.s.leases.attach(lease, key);

@@ -85,7 +85,13 @@ export class ServerCall extends EventEmitter implements StreamListener {
     private readonly encoding: string,
   ) {
     super();
-    this.on('error', (err) => this.sendStatus(statusOf(err)));
+  }
+
+  /** 'error' ends the call with that status (as grpc-js's streams), then reaches listeners if there are any. */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event !== 'error') return super.emit(event, ...args);
+    this.sendStatus(statusOf(args[0]));
+    return this.listenerCount('error') > 0 ? super.emit(event, ...args) : false;
   }
 
   getPeer(): string {
