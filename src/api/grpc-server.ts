@@ -7,6 +7,7 @@ import { leaseService } from './lease-service';
 import { electionService, lockService } from './lock-election-service';
 import { maintenanceDataService } from './maintenance-data-service';
 import { maintenanceService } from './maintenance-service';
+import { decodePutRequest } from '../wire/put-codec';
 import { GrpcServer, type MethodDefinition } from './h2/grpc-server';
 import { grpcMethodSeries } from './http/grpc-metrics';
 import { serveClientUrls, type ClientListeners } from './http/listener';
@@ -26,7 +27,8 @@ export async function startGrpc(
   const server = new GrpcServer({ maxReceiveMessageBytes: maxRecv, seriesFor: grpcMethodSeries });
   const add = (pkg: string, svc: string, impl: grpc.UntypedServiceImplementation) =>
     server.addService(serviceDefinition(pkg, svc, maxRecv) as Defs, guard(impl));
-  const kvDef = serviceDefinition('etcdserverpb', 'KV', maxRecv) as Defs;
+  // Put requests are decoded by hand straight into the server's PutRequest (wire/put-codec.ts).
+  const kvDef = serviceDefinition('etcdserverpb', 'KV', maxRecv, { Put: decodePutRequest }) as Defs;
   for (const m of PREENCODED_KV_METHODS) kvDef[m] = { ...kvDef[m], responseSerialize: (b: Buffer) => b };
   server.addService(kvDef, guard(kvService(s)));
   add('etcdserverpb', 'Maintenance', { ...maintenanceService(s), ...maintenanceDataService(s) });

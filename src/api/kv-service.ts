@@ -1,5 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import { Errors } from '../errors';
+import type { PutRequest } from '../mvcc/types';
 import type { EtcdServer } from '../server/etcd-server';
 import * as c from '../wire/convert';
 import { answer } from './errors';
@@ -32,7 +33,8 @@ export function kvService(s: EtcdServer): grpc.UntypedServiceImplementation {
     Put(call: Call, cb: Cb) {
       answer(cb, () => {
         checkSize(call.request);
-        return s.put(c.putRequest(call.request)).then((r) => encodePutResponse(s.header(r.revision), r.prevKv));
+        // Decoded by hand into the server's PutRequest already (see grpc-server.ts).
+        return s.put(call.request as PutRequest).then((r) => encodePutResponse(s.header(r.revision), r.prevKv));
       });
     },
     DeleteRange(call: Call, cb: Cb) {

@@ -1,5 +1,6 @@
 import type { DeleteRangeRequest, PutRequest, TxnRequest } from '../mvcc/types';
 import * as c from '../wire/convert';
+import { encodePutEntry } from '../wire/put-codec';
 import { decodeMessage, encodeMessage } from '../wire/root';
 
 // What goes through the log: one write request, as etcd's InternalRaftRequest on the wire, so the
@@ -24,7 +25,7 @@ export type InternalRequest =
 const TYPE = 'etcdserverpb.InternalRaftRequest';
 
 export function encodeInternalRequest(r: InternalRequest): Buffer {
-  if ('put' in r) return encodeMessage(TYPE, { put: c.putRequestToWire(r.put) });
+  if ('put' in r) return encodePutEntry(r.put); // by hand: every write goes through here
   if ('deleteRange' in r) return encodeMessage(TYPE, { deleteRange: c.deleteRangeRequestToWire(r.deleteRange) });
   if ('txn' in r) return encodeMessage(TYPE, { txn: c.txnRequestToWire(r.txn) });
   if ('compaction' in r) return encodeMessage(TYPE, { compaction: r.compaction });
