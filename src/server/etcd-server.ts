@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { statfs } from 'node:fs/promises';
 import { Errors } from '../errors';
 import { isReadOnly, KV } from '../mvcc/kv';
 import { KVStore } from '../mvcc/kv-store';
@@ -422,16 +423,34 @@ export class EtcdServer {
     p.then(
       () => (this.commitRetryMs = 0),
       (err: Error) => {
-        if (!isNoSpace(err)) return this.fail(err);
-        // A full disk: the applied writes stay in the backend's buffer (and in the WAL); refuse new
-        // writes and try again, more slowly each time, until space is freed.
-        this.raiseNoSpace();
-        this.commitRetryMs = Math.min(Math.max(2 * this.commitRetryMs, 100), 2000);
-        if (this.commitRetryMs === 100 || this.commitRetryMs === 2000) this.log(`backend commit failed (${err.message}); retrying every ${this.commitRetryMs} ms`);
-        if (!this.closed) this.commitTimer ??= setTimeout(() => this.commitBackend(), this.commitRetryMs);
+        if (isNoSpace(err)) return this.onBackendNoSpace(err);
+        void this.outOfSpace(err).then((full) => (full ? this.onBackendNoSpace(err) : this.fail(err)));
       },
     );
     return p;
+  }
+
+  /**
+   * Whether a failed commit is a full disk after all: lmdb rejects with "Commit failed" and the cause
+   * in a promise (commitError), and on a full file system the cause can be EIO; then the file system
+   * itself says whether it is full.
+   */
+  private async outOfSpace(err: Error): Promise<boolean> {
+    const pending = (err as { commitError?: Promise<unknown> }).commitError;
+    const cause = pending instanceof Promise ? ((await pending.then(() => undefined, (e: unknown) => e)) as Error | undefined) : undefined;
+    if (cause && isNoSpace(cause)) return true;
+    if (!isIoError(err) && !(cause && isIoError(cause))) return false;
+    return diskNearlyFull(join(this.cfg.dataDir, 'member', 'snap'));
+  }
+
+  /** The backend could not commit for lack of space: keep the writes, alarm, retry more slowly. */
+  private onBackendNoSpace(err: Error): void {
+    // A full disk: the applied writes stay in the backend's buffer (and in the WAL); refuse new
+    // writes and try again, more slowly each time, until space is freed.
+    this.raiseNoSpace();
+    this.commitRetryMs = Math.min(Math.max(2 * this.commitRetryMs, 100), 2000);
+    if (this.commitRetryMs === 100 || this.commitRetryMs === 2000) this.log(`backend commit failed (${err.message}); retrying every ${this.commitRetryMs} ms`);
+    if (!this.closed) this.commitTimer ??= setTimeout(() => this.commitBackend(), this.commitRetryMs);
   }
 
   private commitRetryMs = 0;
@@ -484,6 +503,23 @@ export class EtcdServer {
     if (!this.failed) await this.backend.commit().catch((err) => this.log(`final backend commit failed (${err.message}); the WAL keeps those writes`));
     await this.backend.close().catch(() => {});
     await this.wal.close().catch(() => {});
+  }
+}
+
+/** EIO, as an engine reports it (lmdb: code 5, "Input/output error"). */
+function isIoError(err: Error): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === 'EIO' || code === 5 || /Input\/output error|\bEIO\b/.test(err.message);
+}
+
+/** Whether the file system holding dir has less than 8 MiB or 1% free (where a write can fail for space). */
+async function diskNearlyFull(dir: string): Promise<boolean> {
+  try {
+    const st = await statfs(dir);
+    const free = st.bavail * st.bsize;
+    return free < 8 * 1024 * 1024 || free < (st.blocks * st.bsize) / 100;
+  } catch {
+    return false;
   }
 }
 

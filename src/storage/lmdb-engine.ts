@@ -41,13 +41,25 @@ export class LmdbEngine implements Engine {
 
   async write(ops: readonly WriteOp[]): Promise<void> {
     if (ops.length === 0) return;
-    await this.root.transaction(() => {
-      for (const op of ops) {
-        const db = this.db(op.bucket);
-        if (op.value === undefined) db.removeSync(op.key);
-        else db.putSync(op.key, op.value);
+    try {
+      await this.root.transaction(() => {
+        for (const op of ops) {
+          const db = this.db(op.bucket);
+          if (op.value === undefined) db.removeSync(op.key);
+          else db.putSync(op.key, op.value);
+        }
+      });
+    } catch (err) {
+      // lmdb rejects a failed commit with "Commit failed" and the cause in a promise (commitError):
+      // take the cause (ENOSPC, EIO, MDB_MAP_FULL…) so callers can tell a full disk, and so that promise
+      // never goes unhandled.
+      const pending = (err as { commitError?: unknown }).commitError;
+      if (pending instanceof Promise) {
+        const cause = await pending.then(() => undefined, (e: unknown) => e);
+        if (cause instanceof Error) throw cause;
       }
-    });
+      throw err;
+    }
   }
 
   async scan(bucket: Bucket, start: Buffer, end: Buffer | undefined, visit: (k: Buffer, v: Buffer) => boolean | void): Promise<void> {

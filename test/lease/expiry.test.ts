@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { packageDefinition, RawKv } from '../api/grpc-client';
 import { startPlinth, type RunningServer } from '../helpers/servers';
 
@@ -29,6 +29,7 @@ describe('lease expiry and restart', () => {
 
   it('expires 10k leases on time, each exactly once, deleting their keys with watch events', async () => {
     const server = await startPlinth({ backend: 'lmdb' });
+    onTestFinished(() => server.stop()); // also when an assertion fails first
     const leaseClient = new pb.Lease(server.endpoint, grpc.credentials.createInsecure());
     const kv = new RawKv(server.endpoint);
     const N = 10_000;
@@ -86,6 +87,7 @@ describe('lease expiry and restart', () => {
   ] as const)('%s', async (_name, flags, ttlOk) => {
     const dataDir = join(parent, `restart-${flags.length}`);
     let server: RunningServer = await startPlinth({ backend: 'leveldb', dataDir, extraArgs: [...flags] });
+    onTestFinished(() => server.stop({ keepData: true })); // the one running then, whichever it is
     let leaseClient = new pb.Lease(server.endpoint, grpc.credentials.createInsecure());
     let kv = new RawKv(server.endpoint);
     const { ID } = await unary(leaseClient, 'LeaseGrant', { TTL: 10 });

@@ -59,7 +59,7 @@ describe.skipIf(!canMount() || !ETCDCTL_AVAILABLE).each(['lmdb', 'leveldb', 'mem
         }),
       );
       expect(errors.length, 'the disk must fill up within the bound').toBeGreaterThan(0);
-      expect(server.proc.exitCode, 'the server stays up').toBeNull();
+      expect(server.proc.exitCode, `the server stays up; its log:\n${server.logs()}`).toBeNull();
       expect(errors.at(-1)).toContain('etcdserver: mvcc: database space exceeded');
       const alarms = etcdctl(server.endpoint, ['alarm', 'list']);
       expect(alarms.stdout, `${alarms.stderr}\nserver log:\n${server.logs()}`).toMatch(/alarm:NOSPACE/);
