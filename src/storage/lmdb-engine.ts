@@ -40,6 +40,7 @@ export class LmdbEngine implements Engine {
   }
 
   async write(ops: readonly WriteOp[]): Promise<void> {
+    ignoreLmdbCommitEchoes();
     if (ops.length === 0) return;
     try {
       await this.root.transaction(() => {
@@ -113,4 +114,25 @@ export class LmdbEngine implements Engine {
   private db(bucket: Bucket): Database<Buffer, Buffer> {
     return this.dbs.get(bucket)!;
   }
+}
+
+let echoesIgnored = false;
+
+/**
+ * When a commit fails (a full disk), lmdb rejects the awaited transaction — write() sees that and the
+ * backend keeps the batch and retries — but it also rejects every other write resolution queued in the
+ * same commit with the same "Commit failed" error, promises nobody holds. Those echoes are dropped here;
+ * any other unhandled rejection still ends the process as Node's default does.
+ */
+function ignoreLmdbCommitEchoes(): void {
+  if (echoesIgnored) return;
+  echoesIgnored = true;
+  process.on('unhandledRejection', (reason) => {
+    const pending = (reason as { commitError?: unknown } | undefined)?.commitError;
+    if (reason instanceof Error && reason.message === 'Commit failed (see commitError for details)' && pending instanceof Promise) {
+      pending.catch(() => {});
+      return;
+    }
+    throw reason;
+  });
 }
