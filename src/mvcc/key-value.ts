@@ -95,52 +95,81 @@ export function encodeKeyValue(kv: KeyValue): Buffer {
   return buf;
 }
 
+/** A cursor over protobuf bytes (shared by the hand-written decoders: KeyValue here, PutRequest in wire/). */
+export class ProtoReader {
+  pos = 0;
+  constructor(readonly buf: Buffer) {}
+
+  get done(): boolean {
+    return this.pos >= this.buf.length;
+  }
+
+  /** A varint as a number (lengths, revisions, bools: below 2^53). */
+  uint(): number {
+    const buf = this.buf;
+    let n = 0;
+    let mul = 1;
+    let b: number;
+    do {
+      b = buf[this.pos++];
+      n += (b & 0x7f) * mul;
+      mul *= 128;
+    } while (b & 0x80);
+    return n;
+  }
+
+  /** A varint as an int64 (two's complement, as lease ids). */
+  int64(): bigint {
+    const buf = this.buf;
+    let u = 0n;
+    let shift = 0n;
+    let b: number;
+    do {
+      b = buf[this.pos++];
+      u |= BigInt(b & 0x7f) << shift;
+      shift += 7n;
+    } while (b & 0x80);
+    return BigInt.asIntN(64, u);
+  }
+
+  /** Skips a field of an unknown number, as proto3 decoders do. */
+  skip(wire: number): void {
+    if (wire === 0) this.uint();
+    else if (wire === 2) this.bytes();
+    else if (wire === 1) this.pos += 8;
+    else if (wire === 5) this.pos += 4;
+    else throw new Error(`protobuf: wire type ${wire} cannot be skipped`);
+  }
+
+  /** A length-delimited field's bytes, as a view into buf. */
+  bytes(): Buffer {
+    const len = this.uint();
+    const out = this.buf.subarray(this.pos, this.pos + len);
+    this.pos += len;
+    return out;
+  }
+}
+
 /** Decodes a stored KeyValue; key and value are views into buf (callers must not mutate them). */
 export function decodeKeyValue(buf: Buffer): KeyValue {
   const kv: KeyValue = { key: EMPTY, createRevision: 0, modRevision: 0, version: 0, value: EMPTY, lease: 0n };
-  let pos = 0;
-  const end = buf.length;
-  while (pos < end) {
-    const tag = buf[pos++];
+  const r = new ProtoReader(buf);
+  while (!r.done) {
+    const tag = buf[r.pos++];
     const field = tag >>> 3;
     const wire = tag & 7;
     if (wire === 2) {
-      let len = 0;
-      let mul = 1;
-      let b: number;
-      do {
-        b = buf[pos++];
-        len += (b & 0x7f) * mul;
-        mul *= 128;
-      } while (b & 0x80);
-      const bytes = buf.subarray(pos, pos + len);
-      pos += len;
+      const bytes = r.bytes();
       if (field === 1) kv.key = bytes;
       else if (field === 5) kv.value = bytes;
     } else if (wire === 0) {
-      if (field === 6) {
-        let u = 0n;
-        let shift = 0n;
-        let b: number;
-        do {
-          b = buf[pos++];
-          u |= BigInt(b & 0x7f) << shift;
-          shift += 7n;
-        } while (b & 0x80);
-        kv.lease = BigInt.asIntN(64, u);
-        continue;
+      if (field === 6) kv.lease = r.int64();
+      else {
+        const n = r.uint();
+        if (field === 2) kv.createRevision = n;
+        else if (field === 3) kv.modRevision = n;
+        else if (field === 4) kv.version = n;
       }
-      let n = 0;
-      let mul = 1;
-      let b: number;
-      do {
-        b = buf[pos++];
-        n += (b & 0x7f) * mul;
-        mul *= 128;
-      } while (b & 0x80);
-      if (field === 2) kv.createRevision = n;
-      else if (field === 3) kv.modRevision = n;
-      else if (field === 4) kv.version = n;
     } else {
       throw new Error(`corrupt KeyValue: wire type ${wire}`);
     }

@@ -431,16 +431,11 @@ export class EtcdServer {
   }
 
   /**
-   * Whether a failed commit is a full disk after all: lmdb rejects with "Commit failed" and the cause
-   * in a promise (commitError), and on a full file system the cause can be EIO; then the file system
-   * itself says whether it is full.
+   * Whether a failed commit is a full disk after all: on a full file system an engine can report EIO
+   * (lmdb on tmpfs); then the file system itself says whether it is full.
    */
   private async outOfSpace(err: Error): Promise<boolean> {
-    const pending = (err as { commitError?: Promise<unknown> }).commitError;
-    const cause = pending instanceof Promise ? ((await pending.then(() => undefined, (e: unknown) => e)) as Error | undefined) : undefined;
-    if (cause && isNoSpace(cause)) return true;
-    if (!isIoError(err) && !(cause && isIoError(cause))) return false;
-    return diskNearlyFull(join(this.cfg.dataDir, 'member', 'snap'));
+    return isIoError(err) && diskNearlyFull(join(this.cfg.dataDir, 'member', 'snap'));
   }
 
   /** The backend could not commit for lack of space: keep the writes, alarm, retry more slowly. */

@@ -1,47 +1,29 @@
 import type { PutRequest } from '../mvcc/types';
-import { varintSize, writeVarint } from '../mvcc/key-value';
+import { ProtoReader, varintSize, writeVarint } from '../mvcc/key-value';
 
 // PutRequest by hand, both ways: the request of every write (decoded off the wire, encoded into the
 // WAL's InternalRaftRequest). Field numbers from rpc.proto; the bytes were checked by wire-check first.
 
 const EMPTY = Buffer.alloc(0);
 
-/** Decodes a PutRequest whose wire format is known to be valid (wire-check.ts ran on it). */
+/**
+ * Decodes a PutRequest whose wire format is known to be valid (wire-check.ts ran on it). Key and value
+ * are views into buf: the transport hands each message over in a buffer of its own.
+ */
 export function decodePutRequest(buf: Buffer): PutRequest {
   const r: PutRequest = { key: EMPTY, value: EMPTY, lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false };
-  let pos = 0;
-  while (pos < buf.length) {
-    const tag = buf[pos++];
+  const rd = new ProtoReader(buf);
+  while (!rd.done) {
+    const tag = rd.uint(); // a varint: unknown fields may number 16 and up
     const field = tag >>> 3;
-    if ((tag & 7) === 2) {
-      let len = 0;
-      let mul = 1;
-      let b: number;
-      do {
-        b = buf[pos++];
-        len += (b & 0x7f) * mul;
-        mul *= 128;
-      } while (b & 0x80);
-      // A copy: the request outlives the message buffer (mvcc and the watch ring keep key and value).
-      const bytes = Buffer.from(buf.subarray(pos, pos + len));
-      pos += len;
-      if (field === 1) r.key = bytes;
-      else if (field === 2) r.value = bytes;
-    } else {
-      // Varints: lease (int64, two's complement) and the three bools; other wire types do not occur here.
-      let v = 0n;
-      let shift = 0n;
-      let b: number;
-      do {
-        b = buf[pos++];
-        v |= BigInt(b & 0x7f) << shift;
-        shift += 7n;
-      } while (b & 0x80);
-      if (field === 3) r.lease = BigInt.asIntN(64, v);
-      else if (field === 4) r.prevKv = v !== 0n;
-      else if (field === 5) r.ignoreValue = v !== 0n;
-      else if (field === 6) r.ignoreLease = v !== 0n;
-    }
+    // Fields 1-2 are bytes, 3-6 varints (wire-check refused other wire types for them).
+    if (field === 1) r.key = rd.bytes();
+    else if (field === 2) r.value = rd.bytes();
+    else if (field === 3) r.lease = rd.int64();
+    else if (field === 4) r.prevKv = rd.uint() !== 0;
+    else if (field === 5) r.ignoreValue = rd.uint() !== 0;
+    else if (field === 6) r.ignoreLease = rd.uint() !== 0;
+    else rd.skip(tag & 7);
   }
   return r;
 }

@@ -41,3 +41,13 @@ describe('PutRequest codec', () => {
     }
   });
 });
+
+describe('PutRequest decoder and unknown fields', () => {
+  it('skips fields it does not know, as proto3 decoders do', () => {
+    const r = request();
+    const known = encodeMessage('etcdserverpb.PutRequest', c.putRequestToWire(r));
+    // Field 7 varint, field 20 bytes (two-byte tag), field 9 fixed64, field 10 fixed32, then the known fields.
+    const unknown = Buffer.from([0x38, 0x96, 0x01, 0xa2, 0x01, 0x02, 0x61, 0x62, 0x49, 1, 2, 3, 4, 5, 6, 7, 8, 0x55, 1, 2, 3, 4]);
+    expect(decodePutRequest(Buffer.concat([unknown, known]))).toEqual(r);
+  });
+});
