@@ -40,6 +40,11 @@ export const Errors = {
   authNotEnabled: e(C.FAILED_PRECONDITION, 'etcdserver: authentication is not enabled'),
   stopped: e(C.UNAVAILABLE, 'etcdserver: server stopped'),
   timeout: e(C.UNAVAILABLE, 'etcdserver: request timed out'),
+  timeoutDueToLeaderFail: e(C.UNAVAILABLE, 'etcdserver: request timed out, possibly due to previous leader failure'),
+  timeoutDueToConnectionLost: e(C.UNAVAILABLE, 'etcdserver: request timed out, possibly due to connection lost'),
+  noLeader: e(C.UNAVAILABLE, 'etcdserver: no leader'),
+  notLeader: e(C.FAILED_PRECONDITION, 'etcdserver: not leader'),
+  leaderChanged: e(C.UNAVAILABLE, 'etcdserver: leader changed'),
   notCapable: e(C.UNAVAILABLE, 'etcdserver: not capable'),
   corrupt: e(C.DATA_LOSS, 'etcdserver: corrupt cluster'),
   // v3election's errors are plain Go errors in etcd, so clients see them as UNKNOWN with these words.

@@ -28,43 +28,47 @@ export function leaseService(s: EtcdServer): grpc.UntypedServiceImplementation {
     LeaseTimeToLive(call: Call, cb: Cb) {
       answer(cb, () => {
         const id = BigInt(call.request.ID ?? 0);
-        const lease = s.lessor.lookup(id);
-        // An unknown lease is not an error here: etcd answers TTL -1.
-        if (!lease) return { header: c.header(s.header()), ID: id.toString(), TTL: -1 };
-        return {
-          header: c.header(s.header()),
-          ID: id.toString(),
-          TTL: s.lessor.remainingSeconds(lease),
-          grantedTTL: lease.ttl,
-          keys: call.request.keys ? [...lease.keys].sort().map((k) => Buffer.from(k, 'latin1')) : [],
-        };
+        return s.leaseTimeToLive(id, !!call.request.keys).then((t) =>
+          // An unknown lease is not an error here: etcd answers TTL -1.
+          t ? { header: c.header(s.header()), ID: id.toString(), TTL: t.ttl, grantedTTL: t.grantedTtl, keys: t.keys }
+            : { header: c.header(s.header()), ID: id.toString(), TTL: -1 },
+        );
       });
     },
 
     LeaseLeases(_call: Call, cb: Cb) {
       answer(cb, () => ({
         header: c.header(s.header()),
-        leases: [...s.lessor.leases.keys()].map((id) => ({ ID: id.toString() })),
+        leases: s.leaseIds().map((id) => ({ ID: id.toString() })),
       }));
     },
 
     LeaseKeepAlive(call: grpc.ServerDuplexStream<any, any>) {
+      // Renewals a follower forwards to the leader are answered in the order they were asked.
+      let forwarded: Promise<void> = Promise.resolve();
       call.on('data', (req: any) => {
         const invalid = req?.[INVALID] as Invalid | undefined;
         if (invalid) return call.emit('error', invalid);
         const id = BigInt(req.ID ?? 0);
         // The header is taken before the renewal, as etcd does.
         const header = c.header(s.header());
-        let ttl = 0;
+        const fail = (err: unknown) => {
+          // An unknown lease is answered with TTL 0; anything else ends the stream, as etcd's.
+          if (err === Errors.leaseNotFound) call.write({ header, ID: id.toString(), TTL: 0 });
+          else call.emit('error', err instanceof EtcdError ? { code: err.code, details: err.message } : err);
+        };
+        let ttl: number | Promise<number>;
         try {
           ttl = s.leaseRenew(id);
         } catch (err) {
-          if (err !== Errors.leaseNotFound) {
-            call.emit('error', err instanceof EtcdError ? { code: err.code, details: err.message } : err);
-            return;
-          }
+          return fail(err);
         }
-        call.write({ header, ID: id.toString(), TTL: ttl });
+        // A follower forwards the renewal to the leader; answers keep the requests' order per stream.
+        if (typeof ttl === 'number') call.write({ header, ID: id.toString(), TTL: ttl });
+        else {
+          const answer = ttl.then((t) => () => void call.write({ header, ID: id.toString(), TTL: t }), (err) => () => fail(err));
+          forwarded = forwarded.then(() => answer).then((send) => send());
+        }
       });
       call.on('end', () => call.end());
       call.on('error', () => {});

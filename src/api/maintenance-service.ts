@@ -3,7 +3,6 @@ import { Errors } from '../errors';
 import { AlarmType } from '../server/alarms';
 import { AlarmAction } from '../server/applier';
 import { ETCD_COMPAT_VERSION } from '../server/config';
-import { hashBackend, hashKV } from '../mvcc/hash';
 import type { EtcdServer } from '../server/etcd-server';
 import * as c from '../wire/convert';
 import { answer } from './errors';
@@ -19,18 +18,17 @@ type Cb = grpc.sendUnaryData<any>;
 export function maintenanceService(s: EtcdServer): grpc.UntypedServiceImplementation {
   return {
     Status(_call: Call, cb: Cb) {
-      // The engine's stats are unavailable while a defragment swaps it.
-      answer(cb, () => s.ready().then(() => ({
+      answer(cb, () => s.status().then((st) => ({
         header: c.header(s.header()),
         version: ETCD_COMPAT_VERSION,
-        dbSize: s.backend.sizeBytes(),
-        dbSizeInUse: s.backend.engine.sizeInUseBytes(),
-        leader: s.memberId.toString(),
-        raftIndex: s.commitIndex,
-        raftTerm: s.raftTerm,
-        raftAppliedIndex: s.appliedIndex,
-        errors: s.alarms.list().map((a) => `memberID:${a.memberId} alarm:${alarmName(a.alarm)} `),
-        isLearner: false,
+        dbSize: st.dbSize,
+        dbSizeInUse: st.dbSizeInUse,
+        leader: st.leader.toString(),
+        raftIndex: st.raftIndex,
+        raftTerm: st.raftTerm,
+        raftAppliedIndex: st.raftAppliedIndex,
+        errors: st.alarms.map((a) => `memberID:${a.memberId} alarm:${alarmName(a.alarm)} `),
+        isLearner: st.isLearner,
       })));
     },
     Alarm(call: Call, cb: Cb) {
@@ -46,19 +44,13 @@ export function maintenanceService(s: EtcdServer): grpc.UntypedServiceImplementa
       });
     },
     Hash(_call: Call, cb: Cb) {
-      answer(cb, async () => {
-        await s.ready();
-        const hash = await hashBackend(s.backend);
-        // As etcd: the revision is read once the hash is done.
-        return { header: c.header(s.header(s.store.currentRev)), hash };
-      });
+      // As etcd: the revision is read once the hash is done.
+      answer(cb, () => s.hash().then((h) => ({ header: c.header(s.header(h.revision)), hash: h.hash })));
     },
     HashKV(call: Call, cb: Cb) {
-      answer(cb, async () => {
-        await s.ready();
-        const r = await hashKV(s.store, Number(call.request.revision ?? 0));
-        return { header: c.header(s.header(r.revision)), hash: r.hash, compactRevision: r.compactRevision };
-      });
+      answer(cb, () =>
+        s.hashKV(Number(call.request.revision ?? 0)).then((r) => ({ header: c.header(s.header(r.revision)), hash: r.hash, compactRevision: r.compactRevision })),
+      );
     },
   };
 }

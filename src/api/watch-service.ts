@@ -93,7 +93,7 @@ class WatchSession implements WatchSink {
     const rangeEnd = (c.rangeEnd ?? Buffer.alloc(0)) as Buffer;
     const end = rangeEnd.length === 0 ? undefined : rangeEnd.length === 1 && rangeEnd[0] === 0 ? '' : rangeEnd.toString('latin1');
     const skey = key.toString('latin1');
-    const rev = this.s.store.currentRev;
+    const rev = this.s.currentRevision();
     const refuse = (reason: string) =>
       this.enqueue({ header: this.s.header(rev), watchId: INVALID_WATCH_ID, created: true, canceled: true, cancelReason: reason });
     if (end !== undefined && end !== '' && skey >= end) return refuse('mvcc: watcher range is empty');
@@ -109,7 +109,7 @@ class WatchSession implements WatchSink {
     // The created response goes first: no event of this watcher can be queued before it.
     this.enqueue({ header: this.s.header(rev), watchId: id, created: true });
     const start = Number(c.startRevision ?? 0);
-    const w = this.s.watchHub.watch(id, skey, end, start, { noPut: filters.includes(0), noDelete: filters.includes(1) }, this);
+    const w = this.s.watch(id, skey, end, start, { noPut: filters.includes(0), noDelete: filters.includes(1) }, this);
     this.watchers.set(id, w);
     this.flags.set(w, { prevKv: !!c.prevKv, fragment: !!c.fragment, progressNotify: !!c.progressNotify, progressDue: true });
   }
@@ -117,7 +117,7 @@ class WatchSession implements WatchSink {
   private cancel(id: bigint): void {
     const w = this.watchers.get(id);
     if (!w) return; // etcd answers nothing for an unknown watch id
-    this.s.watchHub.cancel(w);
+    this.s.cancelWatch(w);
     this.watchers.delete(id);
     this.enqueue({ header: this.s.header(), watchId: id, canceled: true });
   }
@@ -158,12 +158,8 @@ class WatchSession implements WatchSink {
   }
 
   private previous(e: WatchEvent): Buffer | undefined {
-    try {
-      const r = this.s.store.rangeKeys(e.kv.key, undefined, this.s.store.currentRev, { limit: 1, rev: e.kv.modRevision - 1, countOnly: false });
-      return r.kvs.length ? encodeKeyValue(r.kvs[0]) : undefined;
-    } catch {
-      return undefined; // compacted since: etcd sends no prev_kv then
-    }
+    const kv = this.s.previousKv(e.kv.key, e.kv.modRevision);
+    return kv ? encodeKeyValue(kv) : undefined;
   }
 
   /** etcd's sendFragments: responses under --max-request-bytes, all but the last marked fragment. */
@@ -216,7 +212,7 @@ class WatchSession implements WatchSink {
       if (this.hasVictims && !this.blocked) {
         // Drained: the watchers set aside catch up from history now.
         this.hasVictims = false;
-        this.s.watchHub.resume(this.watchers.values());
+        this.s.resumeWatchers(this.watchers.values());
       }
     }
   }
@@ -225,7 +221,7 @@ class WatchSession implements WatchSink {
     for (const w of this.watchers.values()) {
       const f = this.flags.get(w)!;
       if (!f.progressNotify) continue;
-      if (f.progressDue) this.s.watchHub.requestProgress(w);
+      if (f.progressDue) this.s.requestWatchProgress(w);
       f.progressDue = true;
     }
   }
@@ -234,7 +230,7 @@ class WatchSession implements WatchSink {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.progressTimer);
-    for (const w of this.watchers.values()) this.s.watchHub.cancel(w);
+    for (const w of this.watchers.values()) this.s.cancelWatch(w);
     this.watchers.clear();
     this.queue = [];
     this.head = 0;

@@ -74,8 +74,21 @@ export const FLAGS: FlagSpec[] = [
   },
   { name: 'listen-client-urls', etcd: true, help: 'List of URLs to listen on for client traffic.', apply: (c, v) => (c.listenClientUrls = urls('listen-client-urls', v)) },
   { name: 'advertise-client-urls', etcd: true, help: 'List of this member\'s client URLs to advertise to the public.', apply: (c, v) => (c.advertiseClientUrls = urls('advertise-client-urls', v).map((u) => u.href.replace(/\/$/, ''))) },
-  { name: 'initial-advertise-peer-urls', etcd: true, help: 'This member\'s peer URLs (used for its member ID, as etcd).', apply: (c, v) => (c.initialAdvertisePeerUrls = v.split(',').map((s) => s.trim())) },
-  { name: 'initial-cluster-token', etcd: true, help: 'Initial cluster token (used for the cluster ID, as etcd).', apply: (c, v) => (c.initialClusterToken = v) },
+  { name: 'listen-peer-urls', etcd: true, help: 'List of URLs to listen on for peer traffic.', apply: (c, v) => (c.listenPeerUrls = urls('listen-peer-urls', v)) },
+  { name: 'initial-advertise-peer-urls', etcd: true, help: 'List of this member\'s peer URLs to advertise to the rest of the cluster.', apply: (c, v) => (c.initialAdvertisePeerUrls = urls('initial-advertise-peer-urls', v).map((u) => u.href.replace(/\/$/, ''))) },
+  { name: 'initial-cluster', etcd: true, help: 'Initial cluster configuration for bootstrapping (name=peerURL,...).', apply: (c, v) => (c.initialCluster = v) },
+  {
+    name: 'initial-cluster-state', etcd: true, help: "Initial cluster state ('new' or 'existing').",
+    apply: (c, v) => {
+      if (v !== 'new' && v !== 'existing') throw new UsageError(`invalid value "${v}" for flag --initial-cluster-state: want new or existing`);
+      c.initialClusterState = v;
+    },
+  },
+  { name: 'initial-cluster-token', etcd: true, help: 'Initial cluster token for the etcd cluster during bootstrap.', apply: (c, v) => (c.initialClusterToken = v) },
+  { name: 'heartbeat-interval', etcd: true, help: 'Time (in milliseconds) of a heartbeat interval.', apply: (c, v) => (c.heartbeatIntervalMs = int('heartbeat-interval', v, 1)) },
+  { name: 'election-timeout', etcd: true, help: 'Time (in milliseconds) for an election to timeout.', apply: (c, v) => (c.electionTimeoutMs = int('election-timeout', v, 1)) },
+  { name: 'snapshot-count', etcd: true, help: 'Number of committed transactions to trigger a snapshot to disk.', apply: (c, v) => (c.snapshotCount = int('snapshot-count', v, 1)) },
+  { name: 'pre-vote', etcd: true, bool: true, help: 'Enable to run an additional Raft election phase.', apply: (c, v) => (c.preVote = bool('pre-vote', v)) },
   { name: 'max-request-bytes', etcd: true, help: 'Maximum client request size in bytes the server will accept.', apply: (c, v) => (c.maxRequestBytes = int('max-request-bytes', v, 1)) },
   { name: 'max-txn-ops', etcd: true, help: 'Maximum number of operations permitted in a transaction.', apply: (c, v) => (c.maxTxnOps = int('max-txn-ops', v, 1)) },
   { name: 'quota-backend-bytes', etcd: true, help: 'Raise alarms when backend size exceeds the given quota. 0 means use the default quota (2 GiB).', apply: (c, v) => (c.quotaBackendBytes = int('quota-backend-bytes', v, -1)) },
@@ -167,6 +180,11 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
     if (err instanceof UsageProblem) throw new UsageError(err.message);
     throw err;
   }
+  // etcd's checks of the raft timing (etcdmain/config.go, embed/config.go), with its words.
+  if (5 * cfg.heartbeatIntervalMs > cfg.electionTimeoutMs) {
+    throw new UsageError(`--election-timeout[${cfg.electionTimeoutMs}ms] should be at least as 5 times as --heartbeat-interval[${cfg.heartbeatIntervalMs}ms]`);
+  }
+  if (cfg.electionTimeoutMs > 50_000) throw new UsageError(`--election-timeout[${cfg.electionTimeoutMs}ms] is too long, and should be set less than 50000ms`);
   // Without an explicit advertise URL, advertise what we listen on.
   if (listenGiven && !advertiseGiven) cfg.advertiseClientUrls = cfg.listenClientUrls.map((u) => u.href.replace(/\/$/, ''));
   return { kind: 'serve', config: cfg };

@@ -115,6 +115,31 @@ export class Lessor implements LeaseBinding {
 
   // --- leader-local ---
 
+  /**
+   * This member became the leader: every lease lives its remaining TTL (or full TTL) from now, plus
+   * extendMs, so leases do not expire during the handover (etcd's lessor.Promote).
+   */
+  promote(extendMs: number): void {
+    this.primary = true;
+    this.heap.length = 0;
+    const now = this.now();
+    for (const lease of this.leases.values()) {
+      const ttl = lease.remainingTtl > 0 ? lease.remainingTtl : lease.ttl;
+      lease.expiry = now + ttl * 1000 + extendMs;
+      this.push({ expiry: lease.expiry, lease });
+    }
+  }
+
+  /** This member is no longer the leader: nothing expires here (etcd's lessor.Demote). */
+  demote(): void {
+    this.primary = false;
+    this.heap.length = 0;
+    for (const lease of this.leases.values()) lease.expiry = Infinity;
+  }
+
+  /** Whether this member runs expiry (the leader). */
+  primary = true;
+
   /** Keep-alive: the lease lives another full TTL. Returns the TTL. */
   renew(id: bigint): number {
     const lease = this.leases.get(id);
@@ -151,9 +176,26 @@ export class Lessor implements LeaseBinding {
   }
 
   private refresh(lease: Lease): void {
+    if (!this.primary) {
+      lease.expiry = Infinity;
+      return;
+    }
     const ttl = lease.remainingTtl > 0 ? lease.remainingTtl : lease.ttl;
     lease.expiry = this.now() + ttl * 1000;
     this.push({ expiry: lease.expiry, lease });
+  }
+
+  /** Reads every lease back from the backend (after a snapshot replaced it). */
+  async reload(): Promise<void> {
+    this.leases.clear();
+    this.keyLease.clear();
+    this.heap.length = 0;
+    await this.backend.scan('lease', Buffer.alloc(0), undefined, (k, v) => {
+      const lease = new Lease(k.readBigInt64BE(0), Number(v.readBigInt64BE(0)));
+      lease.remainingTtl = Number(v.readBigInt64BE(8));
+      this.leases.set(lease.id, lease);
+    });
+    for (const lease of this.leases.values()) this.refresh(lease);
   }
 
   private persist(lease: Lease): void {

@@ -87,7 +87,7 @@ export class KVStore {
   currentRev = 1;
   /** Reads below this revision fail as compacted; -1 = never compacted. */
   compactMainRev = -1;
-  readonly index = new TreeIndex();
+  index = new TreeIndex();
   readonly leases: LeaseBinding;
   private readonly compaction: CompactionOptions;
   private readonly scratchRev = Buffer.alloc(REV_BYTES);
@@ -156,6 +156,26 @@ export class KVStore {
         this.enqueue(gate, rev);
       }
     }
+  }
+
+  /**
+   * Rebuilds the store from the backend, which a raft snapshot has replaced: the key index, the
+   * revisions, the compaction state. Compactions under way are stopped first (the caller waits for
+   * compactionsDone). Watchers see the new revision through the caller (the hub catches them up).
+   */
+  async reload(): Promise<void> {
+    // Stop the compaction under way at its next batch: it belongs to the state being replaced.
+    this.stopping = true;
+    this.wake?.();
+    this.resumeCompaction();
+    await this.compacting;
+    this.stopping = false;
+    this.index = new TreeIndex();
+    this.currentRev = 1;
+    this.compactMainRev = -1;
+    this.finishedCompactRev = -1;
+    await this.restore();
+    this.resumeCompaction();
   }
 
   /** Starts the compaction that open() found unfinished (with deferResume). */

@@ -1,22 +1,3 @@
-/** A raft log entry: what the WAL stores and the applier applies, in index order. */
-export interface Entry {
-  index: number;
-  term: number;
-  type: EntryType;
-  data: Buffer;
-}
-
-export const EntryType = {
-  /** A client request (etcd's InternalRaftRequest bytes). */
-  NORMAL: 0,
-  /** A no-op a new leader appends to commit its term (no data). */
-  EMPTY: 1,
-} as const;
-export type EntryType = (typeof EntryType)[keyof typeof EntryType];
-
-/** Raft's persistent state besides the log. */
-export interface HardState {
-  term: number;
-  vote: bigint;
-  commit: number;
-}
+// The log entry and hard state types live with the raft core (core/types.ts); re-exported here for the
+// WAL and the server, which know them by this path.
+export { EntryType, type Entry, type HardState } from './core/types';

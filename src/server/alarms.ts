@@ -15,11 +15,17 @@ export class AlarmStore {
 
   static async open(backend: Backend): Promise<AlarmStore> {
     const s = new AlarmStore(backend);
-    await backend.scan('alarm', Buffer.alloc(0), undefined, (k) => {
-      const a = { memberId: k.readBigUInt64BE(0), alarm: k[8] };
-      s.active.set(k.toString('hex'), a);
-    });
+    await s.reload();
     return s;
+  }
+
+  /** Reads the alarms back from the backend (at start, or after a snapshot replaced it). */
+  async reload(): Promise<void> {
+    this.active.clear();
+    await this.backend.scan('alarm', Buffer.alloc(0), undefined, (k) => {
+      const a = { memberId: k.readBigUInt64BE(0), alarm: k[8] };
+      this.active.set(k.toString('hex'), a);
+    });
   }
 
   list(): Alarm[] {

@@ -24,7 +24,8 @@ export type ApplyResult =
 export class Applier {
   constructor(private readonly kv: KV, private readonly alarms: AlarmStore, private readonly lessor: Lessor) {}
 
-  apply(r: InternalRequest): ApplyResult {
+  /** Member attributes are the server's (membership), not the state machine's. */
+  apply(r: Exclude<InternalRequest, { memberAttributes: unknown }>): ApplyResult {
     if ('put' in r) {
       if (this.alarms.has(AlarmType.NOSPACE)) throw Errors.noSpace;
       return this.kv.put(r.put);

@@ -12,9 +12,25 @@ export interface ServerConfig {
   backend: EngineKind;
   listenClientUrls: URL[];
   advertiseClientUrls: string[];
-  /** Used for the member ID, as etcd derives it (no peer listener yet). */
+  /** This member's peer URLs as the others reach it (its member ID derives from them, as etcd's). */
   initialAdvertisePeerUrls: string[];
+  /**
+   * Where to listen for peers. Undefined (flag not given): a single member does not listen at all
+   * (etcd would take localhost:2380); a member with peers listens on its advertised peer URLs.
+   */
+  listenPeerUrls: URL[] | undefined;
+  /** etcd's --initial-cluster (name=peerURL,...); '' = this member alone at its advertised peer URLs. */
+  initialCluster: string;
+  initialClusterState: 'new' | 'existing';
   initialClusterToken: string;
+  /** Raft heartbeat interval (one tick), ms (etcd's --heartbeat-interval). */
+  heartbeatIntervalMs: number;
+  /** Raft election timeout, ms (etcd's --election-timeout); a whole number of heartbeats. */
+  electionTimeoutMs: number;
+  /** Applied entries between raft snapshots (etcd's --snapshot-count). */
+  snapshotCount: number;
+  /** Raft pre-vote (etcd's --pre-vote): a partitioned member cannot disrupt the others when it returns. */
+  preVote: boolean;
   maxRequestBytes: number;
   maxTxnOps: number;
   /** Backend size at which the NOSPACE alarm is raised; 0 = etcd's default 2 GiB, negative = no quota. */
@@ -61,7 +77,14 @@ export function defaultConfig(): ServerConfig {
     listenClientUrls: [new URL('http://127.0.0.1:2379')],
     advertiseClientUrls: ['http://127.0.0.1:2379'],
     initialAdvertisePeerUrls: ['http://localhost:2380'],
+    listenPeerUrls: undefined,
+    initialCluster: '',
+    initialClusterState: 'new',
     initialClusterToken: 'etcd-cluster',
+    heartbeatIntervalMs: 100,
+    electionTimeoutMs: 1000,
+    snapshotCount: 100_000,
+    preVote: false,
     maxRequestBytes: 1.5 * 1024 * 1024,
     maxTxnOps: 128,
     quotaBackendBytes: 0,

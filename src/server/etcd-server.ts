@@ -1,5 +1,4 @@
-import { join } from 'node:path';
-import { statfs } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { Errors } from '../errors';
 import { isReadOnly, KV } from '../mvcc/kv';
 import { KVStore } from '../mvcc/kv-store';
@@ -7,25 +6,36 @@ import type {
   DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, StoredRangeResponse,
   RequestOp, TxnRequest, TxnResponse,
 } from '../mvcc/types';
-import { EntryType, type Entry } from '../raft/entry';
-import { RaftNode } from '../raft/node';
-import { Wal } from '../raft/wal/wal';
-import { openBackend, type Backend } from '../storage';
+import { decodeConfChange } from '../raft/core/raw-node';
+import { EntryType, ErrProposalDropped, StateType, type ConfChange, type Entry, type SnapshotMetadata, type SoftState } from '../raft/core/types';
+import { RaftDriver } from '../raft/driver';
+import { PeerTransport } from '../raft/transport/peer-transport';
+import type { Backend } from '../storage';
 import { AlarmStore, AlarmType, type Alarm } from './alarms';
 import { AlarmAction, Applier, type ApplyResult } from './applier';
+import { BackendCommitter } from './backend-committer';
+import { installBackendDump, writeBackendDump } from './backend-dump';
+import { META_CONSISTENT_INDEX, openMember, readConsistentIndex, receivedSnapshotFile, snapDirOf, type Log } from './bootstrap';
 import { effectiveQuota, type ServerConfig } from './config';
-import { clusterId, memberId } from './identity';
 import { takeSnapshot, type SnapshotData } from './snapshot';
-import { describeRequest, isSlow, jsonLog, warnSlow, type LogLine } from './slow-log';
 import { decodeInternalRequest, encodeInternalRequest, type AlarmRequest, type InternalRequest } from './internal-request';
+import { Membership, type Member } from './membership';
+import { ProposalWaiters } from './proposals';
+import { ReadIndexer } from './read-index';
+import { readRequestId, RequestIdGenerator } from './request-id';
+import { describeRequest, isSlow, jsonLog, warnSlow, type LogLine } from './slow-log';
 import { checkDelete, checkPut, checkRange, checkTxn } from './validate';
-import { WatchHub } from '../watch/hub';
+import { WatchHub, type WatchOptions, type WatchSink, type Watcher } from '../watch/hub';
+import type { KeyValue } from '../mvcc/key-value';
+import { hashBackend, hashKV } from '../mvcc/hash';
 import { Lessor } from '../lease/lessor';
 import { newAutoCompactor, parseCompactionRetention, type Clock } from './auto-compactor';
+import { LeaseForwarder } from './lease-forwarding';
 
-const META_CONSISTENT_INDEX = Buffer.from('consistent_index');
 /** etcd's estimate of a put's cost beyond its key and value (quota.go). */
 const KV_OVERHEAD = 256;
+/** etcd refuses new proposals while applying lags committing by more than this (v3_server.go). */
+const MAX_APPLY_GAP = 5000;
 
 export interface ResponseHeader {
   clusterId: bigint;
@@ -34,12 +44,34 @@ export interface ResponseHeader {
   raftTerm: number;
 }
 
-export interface Member {
-  id: bigint;
-  name: string;
-  peerUrls: string[];
-  clientUrls: string[];
+export type { Member };
+
+export interface MemberStatus {
+  dbSize: number;
+  dbSizeInUse: number;
+  leader: bigint;
+  raftIndex: number;
+  raftTerm: number;
+  raftAppliedIndex: number;
+  alarms: Alarm[];
   isLearner: boolean;
+}
+
+export interface ServerGauges {
+  hasLeader: boolean;
+  isLeader: boolean;
+  isLearner: boolean;
+  leaderChanges: number;
+  committed: number;
+  applied: number;
+  pendingProposals: number;
+  quota: number;
+  dbSize: number;
+  dbSizeInUse: number;
+  currentRevision: number;
+  compactRevision: number;
+  keys: () => number;
+  watchers: number;
 }
 
 export interface ServerHooks {
@@ -52,38 +84,46 @@ export interface ServerHooks {
   autoCompactionClock?: Clock;
 }
 
-interface Waiter {
-  req: InternalRequest;
-  resolve: (r: ApplyResult) => void;
-  reject: (err: unknown) => void;
-}
-
 /**
  * The request pipeline of a member: checks and quota, then the write path of DESIGN.md: propose to
- * raft → the WAL makes the entry durable (one fdatasync for every entry that arrived meanwhile) →
- * apply to mvcc → answer. The backend is committed in batches (--backend-batch-limit / -interval)
- * with the applied index in the same commit; a restart replays the WAL after that index.
+ * raft → the entry is committed by a quorum (each member's WAL makes it durable first) → applied to
+ * mvcc on every member → the member that proposed it answers. Linearizable reads wait for a ReadIndex
+ * round; serializable ones are served from what this member has applied. The backend is committed in
+ * batches with the applied index (the consistent index); a restart replays the log after it.
  */
 export class EtcdServer {
   readonly memberId: bigint;
   readonly clusterId: bigint;
   readonly kv: KV;
   readonly watchHub: WatchHub;
+  readonly membership: Membership;
   private readonly applier: Applier;
-  private readonly waiters = new Map<number, Waiter>();
-  private running: Promise<void> | undefined;
-  private scheduled = false;
-  private commitTimer: NodeJS.Timeout | undefined;
-  /** Consistent index of each backend commit under way, oldest first. */
-  private readonly committing: number[] = [];
+  private readonly waiters = new ProposalWaiters();
+  private readonly readIndexer: ReadIndexer;
+  private readonly ids: RequestIdGenerator;
+  private readonly committer: BackendCommitter;
+  private readonly leases: LeaseForwarder;
+  private driver!: RaftDriver;
   private closed = false;
   private failed: Error | undefined;
-  /** Set while the backend engine is being swapped (defragment): nothing may read it meanwhile. */
+  /** Set while the backend is swapped (defragment, a snapshot from the leader): nothing may read it meanwhile. */
   private gate: Promise<void> | undefined;
   private readonly quota: number;
   private autoCompactor: { run(): void; stop(): Promise<void> } | undefined;
-  private readonly log: (msg: string) => void;
+  private readonly log: Log;
   private readonly slowLog: LogLine;
+  /** The index of the last entry applied here (the consistent index committed with the backend). */
+  private applied: number;
+  /** Reads waiting for the applied index to reach theirs, in no particular order (few: one per read round). */
+  private appliedWaiters: { index: number; resolve: () => void }[] = [];
+  private readonly sweepTimer: NodeJS.Timeout;
+  private readonly requestTimeoutMs: number;
+  private leaderElectedAt = 0;
+  private leaderChanges = 0;
+  private lastLeader = 0n;
+  /** Whether this member's own attributes have been applied from the log. */
+  private published = false;
+  private publishTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly cfg: ServerConfig,
@@ -91,115 +131,241 @@ export class EtcdServer {
     readonly store: KVStore,
     readonly alarms: AlarmStore,
     readonly lessor: Lessor,
-    private readonly wal: Wal,
-    private readonly node: RaftNode,
+    membership: Membership,
+    consistentIndex: number,
     private readonly hooks: ServerHooks,
+    log: Log,
   ) {
-    this.memberId = node.id;
-    this.clusterId = clusterId([node.id]);
+    this.memberId = membership.localId;
+    this.clusterId = membership.clusterId;
+    this.membership = membership;
     this.kv = new KV(store);
     this.watchHub = new WatchHub(store);
     this.applier = new Applier(this.kv, alarms, lessor);
+    this.applied = consistentIndex;
+    this.ids = new RequestIdGenerator(this.memberId, Date.now());
     this.nextLeaseId = ((this.memberId & 0xffffn) << 48n) | ((BigInt(Date.now()) << 8n) & ((1n << 48n) - 1n));
-    // Expired leases are revoked through the log, like a client's revoke (ordered, durable, watched).
+    this.log = log;
+    this.slowLog = hooks.slowLog ?? jsonLog;
+    this.quota = effectiveQuota(cfg);
+    // etcd's ReqTimeout: 5 s for queueing and disk, plus two election timeouts for an election.
+    this.requestTimeoutMs = 5000 + 2 * cfg.electionTimeoutMs;
+    this.readIndexer = new ReadIndexer(
+      {
+        request: (ctx) => this.driver.readIndex(ctx),
+        waitApplied: (index) => this.waitApplied(index),
+        timeoutMs: this.requestTimeoutMs,
+        retryMs: 500,
+      },
+      BigInt.asUintN(64, this.memberId << 48n),
+    );
+    this.committer = new BackendCommitter(backend, cfg, {
+      consistentIndex: () => this.applied,
+      raiseNoSpace: () => this.raiseNoSpace(),
+      fail: (err) => this.fail(err),
+      log: (msg) => log('warn', msg),
+    });
+    this.leases = new LeaseForwarder({
+      lessor,
+      isLeader: () => this.driver.isLeader,
+      leader: () => this.driver.lead,
+      request: (to, kind, body, timeoutMs) => {
+        if (!this.driver.transport) return Promise.reject(Errors.noLeader);
+        return this.driver.transport.request(to, kind, body, timeoutMs);
+      },
+      waitLeader: (timeoutMs) => this.waitLeader(timeoutMs),
+      timeoutMs: this.requestTimeoutMs,
+    });
+    // Expired leases are revoked through the log by the leader, like a client's revoke.
     this.leaseTimer = setInterval(() => this.revokeExpiredLeases(), 500);
     this.leaseTimer.unref();
     if (cfg.leaseCheckpointEnabled && cfg.leaseCheckpointIntervalMs > 0) {
       this.checkpointTimer = setInterval(() => this.checkpointLeases(), cfg.leaseCheckpointIntervalMs);
       this.checkpointTimer.unref();
     }
-    this.quota = effectiveQuota(cfg);
-    this.log = hooks.log ?? (() => {});
-    this.slowLog = hooks.slowLog ?? jsonLog;
-    backend.beforeCommit = () => {
-      const ci = this.node.appliedIndex;
-      backend.put('meta', META_CONSISTENT_INDEX, u64(ci));
-      this.committing.push(ci);
-    };
-    backend.afterCommit = (ok) => {
-      const ci = this.committing.shift()!;
-      // The backend has everything up to ci durably: older WAL segments are no longer needed. The
-      // memory engine keeps nothing across a restart, so its WAL is kept whole and replayed.
-      if (ok && backend.kind !== 'memory') void this.wal.releaseTo(ci).catch((err) => this.fail(err));
-    };
+    this.sweepTimer = setInterval(() => this.sweepProposals(), 500);
+    this.sweepTimer.unref();
   }
 
   static async open(cfg: ServerConfig, hooks: ServerHooks = {}): Promise<EtcdServer> {
-    const log = hooks.log ?? (() => {});
-    const backend = await openBackend(cfg.backend, { dir: join(cfg.dataDir, 'member', 'snap'), noSync: cfg.unsafeNoFsync });
-    const lessor = await Lessor.open(backend);
-    const fieldLog = (msg: string, fields: Record<string, unknown>) => log(`${msg} ${JSON.stringify(fields)}`);
-    const store = await KVStore.open(backend, {
-      compaction: { batchLimit: cfg.compactionBatchLimit, sleepMs: cfg.compactionSleepIntervalMs },
-      leases: lessor,
-      log: fieldLog,
-      // An interrupted compaction resumes once the server's commit hooks are in place.
-      deferResume: true,
-    });
-    const alarms = await AlarmStore.open(backend);
-    const ciBuf = backend.get('meta', META_CONSISTENT_INDEX);
-    const ci = ciBuf ? Number(ciBuf.readBigUInt64BE(0)) : 0;
-    const walDir = cfg.walDir || join(cfg.dataDir, 'member', 'wal');
+    const plain = hooks.log ?? (() => {});
+    const log: Log = (level, msg, fields) => {
+      if (level === 'debug' && cfg.logLevel !== 'debug') return;
+      plain(fields && Object.keys(fields).length ? `${msg} ${JSON.stringify(fields, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}` : msg);
+    };
     let server: EtcdServer | undefined;
-    const { wal, entries, hardState, lastIndex } = await Wal.open(
-      {
-        dir: walDir,
-        noSync: cfg.unsafeNoFsync,
-        segmentBytes: cfg.walSegmentBytes,
-        log,
-        // The disk cannot hold the next WAL segment: stop writes (NOSPACE) before the log needs it.
-        onSpaceProblem: (err) => err && server?.raiseNoSpace(),
-      },
-      ci,
-    );
-    if (lastIndex < ci) {
-      await wal.close();
-      throw new Error(`the WAL in ${walDir} ends at entry ${lastIndex} but the backend has applied up to ${ci}: the WAL is missing entries; refusing to start`);
-    }
-    const node = new RaftNode({ id: memberId(cfg.initialAdvertisePeerUrls, cfg.initialClusterToken), hardState, lastIndex, applied: ci });
-    node.restoreCommitted(entries);
-    const s = (server = new EtcdServer(cfg, backend, store, alarms, lessor, wal, node, hooks));
-    store.resumeCompaction();
-    if (entries.length) log(`replaying ${entries.length} WAL entries after index ${ci}`);
-    // Replay, and make the new term and its empty entry durable, before serving.
-    await s.drain();
-    // Auto-compaction proposes Compact requests through the log, as a client would (etcd's v3compactor).
-    s.autoCompactor = newAutoCompactor(
-      { rev: () => s.store.currentRev, compact: (rev) => s.compact(rev, false) },
-      {
-        mode: cfg.autoCompactionMode,
-        retention: parseCompactionRetention(cfg.autoCompactionMode, cfg.autoCompactionRetention),
-        revisionIntervalMs: cfg.autoCompactionRevisionIntervalMs,
-        clock: hooks.autoCompactionClock,
+    const m = await openMember(cfg, log, (err) => err && server?.raiseNoSpace());
+    const { backend } = m;
+    try {
+      const lessor = await Lessor.open(backend);
+      // Only the leader expires leases: every member starts as if it were not the leader.
+      lessor.demote();
+      const fieldLog = (msg: string, fields: Record<string, unknown>) => log('info', msg, fields);
+      const store = await KVStore.open(backend, {
+        compaction: { batchLimit: cfg.compactionBatchLimit, sleepMs: cfg.compactionSleepIntervalMs },
+        leases: lessor,
         log: fieldLog,
-      },
-    );
-    s.autoCompactor?.run();
-    return s;
+        // An interrupted compaction resumes once the server's commit hooks are in place.
+        deferResume: true,
+      });
+      const alarms = await AlarmStore.open(backend);
+      const membership = new Membership(m.memberId, m.clusterId, backend);
+      await membership.load();
+      const s = (server = new EtcdServer(cfg, backend, store, alarms, lessor, membership, m.consistentIndex, hooks, log));
+      const transport = await s.openTransport(m.initialMembers);
+      s.driver = new RaftDriver({
+        id: m.memberId,
+        node: m.node,
+        storage: m.storage,
+        wal: m.wal,
+        transport,
+        heartbeatMs: cfg.heartbeatIntervalMs,
+        snapshotCount: cfg.snapshotCount,
+        catchUpEntries: Math.min(5000, cfg.snapshotCount),
+        durableBackend: backend.kind !== 'memory',
+        confState: m.confState,
+        // A new cluster's members elect without waiting a whole election timeout first.
+        advanceTicks: m.fresh ? Math.max(0, Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs) - 1) : 0,
+        hooks: {
+          apply: (entries) => s.applyEntries(entries),
+          onSoftState: (ss, term) => s.onSoftState(ss, term),
+          onReadStates: (rs) => s.readIndexer.onReadStates(rs),
+          installSnapshot: (file, meta) => s.installSnapshot(file, meta),
+          dumpSnapshot: () => s.dumpForFollower(),
+          backendDurable: () => s.committer.commitNow(),
+          gate: () => s.gate,
+          onFatal: (err) => s.fail(err),
+          log,
+        },
+      });
+      s.wal = m.wal;
+      store.resumeCompaction();
+      // Apply what the log holds beyond the backend, and make a single member leader, before serving.
+      await s.driver.start();
+      if (m.storage.lastIndex() > m.consistentIndex) log('info', `replayed the WAL after index ${m.consistentIndex}`);
+      s.autoCompactor = newAutoCompactor(
+        { rev: () => s.store.currentRev, compact: (rev) => s.compact(rev, false) },
+        {
+          mode: cfg.autoCompactionMode,
+          retention: parseCompactionRetention(cfg.autoCompactionMode, cfg.autoCompactionRetention),
+          revisionIntervalMs: cfg.autoCompactionRevisionIntervalMs,
+          clock: hooks.autoCompactionClock,
+          log: fieldLog,
+        },
+      );
+      if (s.driver.isLeader) s.autoCompactor?.run();
+      s.publish();
+      return s;
+    } catch (err) {
+      await server?.driver?.stop().catch(() => {});
+      await server?.driver?.transport?.close().catch(() => {});
+      await backend.close().catch(() => {});
+      await m.wal.close().catch(() => {});
+      throw err;
+    }
   }
 
+  private wal!: import('../raft/wal/wal').Wal;
+
+  /** The peer transport, when this member has (or may get) peers, on --listen-peer-urls. */
+  private async openTransport(initial: Member[]): Promise<PeerTransport | undefined> {
+    const peers = (initial.length ? initial : this.membership.list()).filter((p) => p.id !== this.memberId);
+    if (!peers.length && !this.cfg.listenPeerUrls) return undefined;
+    const urls = this.cfg.listenPeerUrls ?? this.cfg.initialAdvertisePeerUrls.map((u) => new URL(u));
+    const transport = await PeerTransport.listen({
+      selfId: this.memberId,
+      clusterId: this.clusterId,
+      listenUrls: urls,
+      snapshotDir: snapDirOf(this.cfg),
+      onMessages: (_from, msgs) => this.driver.step(msgs),
+      onSnapshot: (msg, file) => void this.keepReceivedSnapshot(msg, file),
+      onRequest: (from, kind, body) => this.onPeerRequest(from, kind, body),
+      onUnreachable: (id) => this.driver.reportUnreachable(id),
+      onSnapshotStatus: (id, ok) => this.driver.snapshotSent(id, ok),
+      isRemoved: (id) => this.membership.isRemoved(id),
+      log: this.log,
+      limits: { maxFrameBytes: 2 * Math.max(1024 * 1024, this.cfg.maxRequestBytes) + (1 << 20) },
+      idleTimeoutMs: Math.max(5000, 5 * this.cfg.electionTimeoutMs),
+    });
+    for (const p of peers) transport.addPeer(p.id, p.peerUrls);
+    return transport;
+  }
+
+  /** A snapshot from the leader: under its index's name (where a restart looks for it), then to raft. */
+  private async keepReceivedSnapshot(msg: import('../raft/core/types').Message, file: string): Promise<void> {
+    const index = msg.snapshot?.metadata.index ?? 0;
+    const dest = receivedSnapshotFile(this.cfg, index);
+    try {
+      await rename(file, dest);
+    } catch (err) {
+      this.log('warn', 'cannot keep a received snapshot', { file, error: (err as Error).message });
+      await rm(file, { force: true });
+      return;
+    }
+    this.driver.receiveSnapshot(msg, dest);
+  }
+
+  private onPeerRequest(from: bigint, kind: string, body: Buffer): Promise<Buffer> {
+    if (kind.startsWith('lease-')) return this.leases.serve(kind, body);
+    return Promise.reject(new Error(`unknown peer request "${kind}" from ${from.toString(16)}`));
+  }
+
+  // --- raft state ---
+
   get raftTerm(): number {
-    return this.node.term;
+    return this.driver.term;
   }
   get appliedIndex(): number {
-    return this.node.appliedIndex;
+    return this.applied;
   }
   get commitIndex(): number {
-    return this.node.commitIndex;
+    return this.driver.node.commitIndex;
+  }
+  /** The leader's member ID, 0n when there is none. */
+  get leader(): bigint {
+    return this.driver.lead;
+  }
+  get isLeader(): boolean {
+    return this.driver.isLeader;
   }
 
   header(revision = this.store.currentRev): ResponseHeader {
-    return { clusterId: this.clusterId, memberId: this.memberId, revision, raftTerm: this.node.term };
+    return { clusterId: this.clusterId, memberId: this.memberId, revision, raftTerm: this.driver.term };
   }
 
   members(): Member[] {
-    return [{
-      id: this.memberId,
-      name: this.cfg.name,
-      peerUrls: this.cfg.initialAdvertisePeerUrls,
-      clientUrls: this.cfg.advertiseClientUrls,
-      isLearner: false,
-    }];
+    return this.membership.list();
+  }
+
+  private onSoftState(ss: SoftState, term: number): void {
+    const wasLeader = this.lessor.primary;
+    if (ss.lead !== 0n && ss.lead !== this.lastLeader) this.leaderChanges++;
+    this.lastLeader = ss.lead;
+    const isLeader = ss.raftState === StateType.Leader;
+    if (ss.lead !== 0n) this.leaderElectedAt = Date.now();
+    this.readIndexer.onLeaderChange();
+    if (isLeader && !wasLeader) {
+      // Leases live on through the handover: their remaining TTL plus an election timeout (etcd's Promote).
+      this.lessor.promote(this.cfg.electionTimeoutMs);
+      if (this.autoCompactor) this.autoCompactor.run();
+    } else if (!isLeader && wasLeader) {
+      this.lessor.demote();
+      void this.autoCompactor?.stop();
+    }
+    this.log('info', ss.lead === 0n ? 'raft: lost leader' : `raft: leader is ${ss.lead.toString(16)}`, {
+      'local-member-id': this.memberId.toString(16), term, state: ['follower', 'candidate', 'leader', 'pre-candidate'][ss.raftState],
+    });
+  }
+
+  /** Resolves once a leader is known (for a follower forwarding to it); rejects after timeoutMs. */
+  private async waitLeader(timeoutMs: number): Promise<bigint> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.driver.lead === 0n) {
+      if (Date.now() >= deadline) throw Errors.timeout;
+      if (this.closed || this.failed) throw Errors.stopped;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return this.driver.lead;
   }
 
   // --- KV ---
@@ -208,8 +374,8 @@ export class EtcdServer {
     if (this.gate) return this.gate.then(() => this.range(req));
     this.assertServing();
     checkRange(req);
+    if (!req.serializable && !this.readable()) return this.readIndexer.read().then(() => this.range({ ...req, serializable: true }));
     const start = performance.now();
-    // One member: what is applied is committed, so serializable and linearizable reads agree.
     const r = this.kv.range(req);
     if (isSlow(start, this.cfg.warningApplyDurationMs)) {
       warnSlow(this.slowLog, this.cfg.warningApplyDurationMs, start, 'read-only range ', describeRequest({ range: req }), `range_response_count:${r.kvs.length} count:${r.count}`);
@@ -219,18 +385,35 @@ export class EtcdServer {
 
   /**
    * A range answered with the KeyValues' stored bytes (see KV.rangeStored); undefined when the request
-   * needs the general path, or while a defragment holds reads (range() waits for it).
+   * needs the general path: a linearizable read that must wait for a read index, or a defragment.
    */
   rangeStored(req: RangeRequest): StoredRangeResponse | undefined {
     if (this.gate) return undefined;
     this.assertServing();
     checkRange(req);
+    if (!req.serializable && !this.readable()) return undefined;
     const start = performance.now();
     const r = this.kv.rangeStored(req);
     if (r && isSlow(start, this.cfg.warningApplyDurationMs)) {
       warnSlow(this.slowLog, this.cfg.warningApplyDurationMs, start, 'read-only range ', describeRequest({ range: req }), `range_response_count:${r.kvs.length} count:${r.count}`);
     }
     return r;
+  }
+
+  /**
+   * Whether a linearizable read may be served from the applied state at once: only on the sole voter of
+   * a cluster, which is the leader and has applied everything committed (nobody else can have a newer
+   * state). Every other member asks for a read index.
+   */
+  private readable(): boolean {
+    const cs = this.driver.confState;
+    return this.driver.isLeader && cs.voters.length === 1 && this.applied >= this.driver.node.commitIndex;
+  }
+
+  /** Waits for a read index: what a linearizable read outside the KV service needs first. */
+  linearizableRead(): Promise<void> {
+    if (this.readable()) return Promise.resolve();
+    return this.readIndexer.read();
   }
 
   put(req: PutRequest): Promise<PutResponse> {
@@ -250,7 +433,11 @@ export class EtcdServer {
     if (this.gate) return this.gate.then(() => this.txn(req));
     this.assertServing();
     checkTxn(req, this.cfg.maxTxnOps);
-    if (isReadOnly(req)) return this.kv.txn(req); // etcd serves read-only txns without a proposal
+    if (isReadOnly(req)) {
+      // etcd serves read-only txns without a proposal; linearizable unless every range is serializable.
+      if (!txnSerializable(req) && !this.readable()) return this.readIndexer.read().then(() => this.kv.txn(req));
+      return this.kv.txn(req);
+    }
     this.checkQuota(txnCost(req));
     return this.propose({ txn: req }) as Promise<TxnResponse>;
   }
@@ -269,6 +456,43 @@ export class EtcdServer {
       return this.alarms.list().filter((a) => req.alarm === AlarmType.NONE || a.alarm === req.alarm);
     }
     return ((await this.propose({ alarm: req })) as { alarms: Alarm[] }).alarms;
+  }
+
+  /** Active alarms (Status, /health). */
+  activeAlarms(): Alarm[] {
+    return this.alarms.list();
+  }
+
+  // --- watch (the hub over the store's change feed) ---
+
+  currentRevision(): number {
+    return this.store.currentRev;
+  }
+
+  watch(id: bigint, key: string, end: string | undefined, startRev: number, opts: WatchOptions, sink: WatchSink): Watcher {
+    return this.watchHub.watch(id, key, end, startRev, opts, sink);
+  }
+
+  cancelWatch(w: Watcher): void {
+    this.watchHub.cancel(w);
+  }
+
+  requestWatchProgress(w: Watcher): void {
+    this.watchHub.requestProgress(w);
+  }
+
+  resumeWatchers(ws: Iterable<Watcher>): void {
+    this.watchHub.resume(ws);
+  }
+
+  /** The key's value just before modRevision (a watch event's prev_kv); undefined if none or compacted. */
+  previousKv(key: Buffer, modRevision: number): KeyValue | undefined {
+    try {
+      const r = this.store.rangeKeys(key, undefined, this.store.currentRev, { limit: 1, rev: modRevision - 1, countOnly: false });
+      return r.kvs[0];
+    } catch {
+      return undefined; // compacted since: etcd sends no prev_kv then
+    }
   }
 
   // --- leases ---
@@ -293,14 +517,25 @@ export class EtcdServer {
     return ((await this.propose({ leaseRevoke: { id } })) as { revision: number }).revision;
   }
 
-  /** Keep-alive: leader-local, as etcd's (no log entry). Returns the TTL, or throws lease-not-found. */
-  leaseRenew(id: bigint): number {
+  /** Keep-alive: the leader renews (no log entry, as etcd); a follower forwards to it. Returns the TTL. */
+  leaseRenew(id: bigint): number | Promise<number> {
     this.assertServing();
-    return this.lessor.renew(id);
+    return this.leases.renew(id);
+  }
+
+  /** TimeToLive: the leader's view (a follower asks it); undefined for an unknown lease. */
+  leaseTimeToLive(id: bigint, withKeys: boolean): Promise<{ ttl: number; grantedTtl: number; keys: Buffer[] } | undefined> {
+    this.assertServing();
+    return this.leases.timeToLive(id, withKeys);
+  }
+
+  /** Every lease ID this member knows (applied state). */
+  leaseIds(): bigint[] {
+    return [...this.lessor.leases.keys()];
   }
 
   private revokeExpiredLeases(): void {
-    if (this.closed || this.failed) return;
+    if (this.closed || this.failed || !this.driver?.isLeader) return;
     // etcd revokes at most 1000 expired leases per second; the log's group commit takes more, so
     // Plinth allows 5000 per second (2500 per half-second tick), keeping expiry on time under load.
     for (const lease of this.lessor.expired(2500)) {
@@ -311,7 +546,7 @@ export class EtcdServer {
   }
 
   private checkpointLeases(): void {
-    if (this.closed || this.failed || this.lessor.leases.size === 0) return;
+    if (this.closed || this.failed || !this.driver?.isLeader || this.lessor.leases.size === 0) return;
     const checkpoints = [...this.lessor.leases.values()].map((l) => ({ id: l.id, remainingTtl: Math.max(1, this.lessor.remainingSeconds(l)) }));
     for (let i = 0; i < checkpoints.length; i += 1000) {
       this.propose({ leaseCheckpoint: { checkpoints: checkpoints.slice(i, i + 1000) } }).catch(() => {});
@@ -323,78 +558,184 @@ export class EtcdServer {
   /** Gives the backend's free space back; reads and applies wait meanwhile, as etcd's defrag blocks. */
   defragment(): Promise<void> {
     this.assertServing();
-    this.gate ??= this.backend.defragment().finally(() => (this.gate = undefined));
-    return this.gate;
+    return this.hold(() => this.backend.defragment());
   }
 
-  /** A consistent dump of the backend (see snapshot.ts). */
+  /** Maintenance.Status, as etcd fills it. */
+  async status(): Promise<MemberStatus> {
+    this.assertServing();
+    // The engine's stats are unavailable while a defragment swaps it.
+    await this.ready();
+    return {
+      dbSize: this.backend.sizeBytes(),
+      dbSizeInUse: this.backend.sizeInUseBytes(),
+      leader: this.driver.lead,
+      raftIndex: this.driver.node.commitIndex,
+      raftTerm: this.driver.term,
+      raftAppliedIndex: this.applied,
+      alarms: this.alarms.list(),
+      isLearner: this.membership.local?.isLearner ?? false,
+    };
+  }
+
+  /** Maintenance.Hash: the backend's hash and the revision read after it. */
+  async hash(): Promise<{ hash: number; revision: number }> {
+    this.assertServing();
+    await this.ready();
+    const hash = await hashBackend(this.backend);
+    return { hash, revision: this.store.currentRev };
+  }
+
+  /** Maintenance.HashKV at a revision (0 = current). */
+  async hashKV(revision: number): Promise<{ hash: number; compactRevision: number; revision: number }> {
+    this.assertServing();
+    await this.ready();
+    return hashKV(this.store, revision);
+  }
+
+  /**
+   * etcd's /health check: no active alarm, a leader known, and a linearizable read through the
+   * server that finishes within timeoutMs.
+   */
+  async healthy(timeoutMs: number): Promise<boolean> {
+    if (this.closed || this.failed || this.alarms.list().length > 0 || this.driver.lead === 0n) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
+    const read = this.linearizableRead().then(() => true, () => false);
+    try {
+      return await Promise.race([read, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Figures /metrics reads at scrape time. */
+  gauges(): ServerGauges {
+    return {
+      hasLeader: this.driver.lead !== 0n,
+      isLeader: this.driver.isLeader,
+      isLearner: this.membership.local?.isLearner ?? false,
+      leaderChanges: this.leaderChanges,
+      committed: this.driver.node.commitIndex,
+      applied: this.applied,
+      pendingProposals: this.waiters.size,
+      quota: this.quota,
+      dbSize: this.backend.sizeBytes(),
+      dbSizeInUse: this.backend.sizeInUseBytes(),
+      currentRevision: this.store.currentRev,
+      compactRevision: Math.max(0, this.store.compactMainRev),
+      keys: () => this.store.rangeKeys(Buffer.alloc(0), Buffer.alloc(0), this.store.currentRev, { limit: 0, rev: 0, countOnly: true }).count,
+      watchers: this.watchHub.watcherCount,
+    };
+  }
+
+  /** A consistent dump of the backend (see snapshot.ts), for Maintenance.Snapshot. */
   async snapshot(): Promise<SnapshotData> {
     this.assertServing();
-    if (this.gate) await this.gate;
+    await this.ready();
     return takeSnapshot(this.backend);
   }
 
-  /** Waits out a defragment, for callers that read the engine directly (status). */
+  /** Holds every reader and the apply loop away from the backend while fn runs. */
+  private hold(fn: () => Promise<void>): Promise<void> {
+    const run = async () => {
+      while (this.gate) await this.gate;
+      const p = fn().finally(() => {
+        if (this.gate === p) this.gate = undefined;
+      });
+      this.gate = p;
+      return p;
+    };
+    return run();
+  }
+
+  /** Waits out a defragment or a snapshot install, for callers that read the engine directly. */
   async ready(): Promise<void> {
     while (this.gate) await this.gate;
   }
 
-  // --- write path ---
+  // --- the write path ---
 
   private propose(req: InternalRequest): Promise<ApplyResult> {
-    const index = this.node.propose(encodeInternalRequest(req));
-    const done = new Promise<ApplyResult>((resolve, reject) => this.waiters.set(index, { req, resolve, reject }));
-    this.schedule();
-    return done;
-  }
-
-  /**
-   * Runs the raft loop once the current callback is done: the requests it proposed (a socket read holds
-   * many) share a batch, and those arriving while the log is being written share the next one.
-   */
-  private schedule(): void {
-    if (this.scheduled || this.running) return;
-    this.scheduled = true;
-    process.nextTick(() => {
-      this.scheduled = false;
-      void this.drain();
-    });
-  }
-
-  /** Runs the raft loop until nothing is left to persist or apply. */
-  private drain(): Promise<void> {
-    this.running ??= this.loop().finally(() => {
-      this.running = undefined;
-      if (this.node.hasReady() && !this.failed) this.schedule();
-    });
-    return this.running;
-  }
-
-  private async loop(): Promise<void> {
+    if (this.driver.node.commitIndex > this.applied + MAX_APPLY_GAP) return Promise.reject(Errors.tooManyRequests);
+    const seq = this.ids.next();
+    const data = encodeInternalRequest(req, this.ids.header(seq));
+    if (data.length > this.cfg.maxRequestBytes + 1024) return Promise.reject(Errors.requestTooLarge);
     try {
-      while (this.node.hasReady()) {
-        while (this.gate) await this.gate;
-        const rd = this.node.ready();
-        // Committed entries are durable already: apply and answer them before the next fdatasync.
-        for (const e of rd.committed) this.applyEntry(e);
-        if (rd.committed.length) this.backendCommitDue();
-        if (rd.entries.length || rd.hardState) await this.wal.append(rd.entries, rd.hardState);
-        this.node.advance(rd);
-      }
+      this.driver.propose(data);
     } catch (err) {
-      this.fail(err as Error);
+      // No leader to take it (or a leader transfer under way): etcd waits for one until its request
+      // timeout; a client's retry does the same here, without holding the request.
+      if (err === ErrProposalDropped) return this.proposeLater(req, seq, data);
+      return Promise.reject(err);
     }
+    return new Promise<ApplyResult>((resolve, reject) => this.waiters.add(seq, { req, start: Date.now(), resolve, reject }));
   }
 
-  private applyEntry(e: Entry): void {
-    const w = this.waiters.get(e.index);
-    if (w) this.waiters.delete(e.index);
-    if (e.type === EntryType.EMPTY) return;
+  /** A proposal raft could not take now: retried while a leader appears, until the request timeout. */
+  private proposeLater(req: InternalRequest, seq: number, data: Buffer): Promise<ApplyResult> {
+    const start = Date.now();
+    return new Promise<ApplyResult>((resolve, reject) => {
+      const attempt = () => {
+        if (this.closed || this.failed) return reject(Errors.stopped);
+        try {
+          this.driver.propose(data);
+          this.waiters.add(seq, { req, start, resolve, reject });
+        } catch (err) {
+          if (err !== ErrProposalDropped) return reject(err);
+          if (Date.now() - start >= this.requestTimeoutMs) return reject(this.timeoutError(start));
+          setTimeout(attempt, 50);
+        }
+      };
+      setTimeout(attempt, 50);
+    });
+  }
+
+  /** etcd's parseProposeCtxErr: which timeout a request that started at start met. */
+  private timeoutError(start: number): Error {
+    const elected = this.leaderElectedAt;
+    if (start > elected - 2 * this.cfg.electionTimeoutMs && start < elected) return Errors.timeoutDueToLeaderFail;
+    const lead = this.driver.lead;
+    const t = this.driver.transport;
+    if (t && lead !== 0n && lead !== this.memberId && !(t.isConnected(lead) && (t.connectedSince(lead) ?? Infinity) <= start)) {
+      return Errors.timeoutDueToConnectionLost;
+    }
+    return Errors.timeout;
+  }
+
+  private sweepProposals(): void {
+    this.waiters.sweep(Date.now(), this.requestTimeoutMs, (start) => this.timeoutError(start));
+  }
+
+  /** Committed entries, in order (the driver's apply hook). */
+  private applyEntries(entries: Entry[]): void {
+    for (const e of entries) {
+      // Entries the backend holds already (replayed after a restart, or covered by a snapshot from the
+      // leader) are not applied again; conf changes are (they rebuild raft's configuration, idempotently).
+      if (e.type === EntryType.CONF_CHANGE) this.applyConfChange(e);
+      else if (e.index > this.applied) this.applyNormal(e);
+      if (e.index > this.applied) this.applied = e.index;
+    }
+    this.committer.applied();
+    if (this.appliedWaiters.length) this.wakeAppliedWaiters();
+  }
+
+  private applyNormal(e: Entry): void {
+    if (e.data.length === 0) return; // a new leader's no-op
+    const id = readRequestId(e.data);
+    const w = id && id.prefix === this.ids.prefix ? this.waiters.take(id.seq) : undefined;
     let req: InternalRequest;
     try {
       req = w?.req ?? decodeInternalRequest(e.data);
     } catch (err) {
-      this.fail(new Error(`cannot decode WAL entry ${e.index}: ${(err as Error).message}`));
+      this.fail(new Error(`cannot decode log entry ${e.index}: ${(err as Error).message}`));
+      return;
+    }
+    if ('memberAttributes' in req) {
+      const a = req.memberAttributes;
+      this.membership.setAttributes(a.id, a.name, a.clientUrls);
+      if (a.id === this.memberId) this.published = true;
+      w?.resolve({ revision: this.store.currentRev });
       return;
     }
     const start = performance.now();
@@ -410,45 +751,90 @@ export class EtcdServer {
     }
   }
 
-  /** Commits the backend when the batch is full, or arms the interval timer. */
-  private backendCommitDue(): void {
-    if (this.backend.pendingWrites >= this.cfg.backendBatchLimit) this.commitBackend();
-    else this.commitTimer ??= setTimeout(() => this.commitBackend(), this.cfg.backendBatchIntervalMs);
+  /** A conf change: the member list (idempotent) and raft's configuration, then the peers. */
+  private applyConfChange(e: Entry): void {
+    let cc: ConfChange;
+    try {
+      cc = decodeConfChange(e.data);
+    } catch (err) {
+      this.fail(new Error(`cannot decode conf change entry ${e.index}: ${(err as Error).message}`));
+      return;
+    }
+    const change = this.membership.applyConfChange(cc);
+    this.driver.applyConfChange(cc);
+    const t = this.driver.transport;
+    if (change.added && change.added.id !== this.memberId) t?.addPeer(change.added.id, change.added.peerUrls);
+    if (change.updated && change.updated.id !== this.memberId) t?.updatePeer(change.updated.id, change.updated.peerUrls);
+    if (change.removed !== undefined && change.removed !== this.memberId) t?.removePeer(change.removed);
   }
 
-  private commitBackend(): Promise<void> {
-    if (this.commitTimer) clearTimeout(this.commitTimer);
-    this.commitTimer = undefined;
-    const p = this.backend.commit();
-    p.then(
-      () => (this.commitRetryMs = 0),
-      (err: Error) => {
-        if (isNoSpace(err)) return this.onBackendNoSpace(err);
-        void this.outOfSpace(err).then((full) => (full ? this.onBackendNoSpace(err) : this.fail(err)));
+  private waitApplied(index: number): Promise<void> {
+    if (this.applied >= index) return Promise.resolve();
+    return new Promise<void>((resolve) => this.appliedWaiters.push({ index, resolve }));
+  }
+
+  private wakeAppliedWaiters(): void {
+    const still: typeof this.appliedWaiters = [];
+    for (const w of this.appliedWaiters) {
+      if (this.applied >= w.index) w.resolve();
+      else still.push(w);
+    }
+    this.appliedWaiters = still;
+  }
+
+  /** Publishes this member's name and client URLs through the log, until it is applied (etcd's publish). */
+  private publish(): void {
+    if (this.closed || this.failed) return;
+    const local = this.membership.local;
+    if (local && local.name === this.cfg.name && sameUrls(local.clientUrls, this.cfg.advertiseClientUrls) && this.published) return;
+    const attrs = { id: this.memberId, name: this.cfg.name, clientUrls: this.cfg.advertiseClientUrls };
+    this.propose({ memberAttributes: attrs }).then(
+      () => {
+        this.published = true;
+        this.log('info', 'published local member to cluster through raft', { 'local-member-id': this.memberId.toString(16), name: attrs.name, 'client-urls': attrs.clientUrls });
+      },
+      () => {
+        this.publishTimer = setTimeout(() => this.publish(), 500);
+        this.publishTimer.unref();
       },
     );
-    return p;
   }
 
-  /**
-   * Whether a failed commit is a full disk after all: on a full file system an engine can report EIO
-   * (lmdb on tmpfs); then the file system itself says whether it is full.
-   */
-  private async outOfSpace(err: Error): Promise<boolean> {
-    return isIoError(err) && diskNearlyFull(join(this.cfg.dataDir, 'member', 'snap'));
+  // --- snapshots between members ---
+
+  /** The backend as applied now, into a file, for a follower the leader's log no longer reaches. */
+  private async dumpForFollower(): Promise<string> {
+    await this.ready();
+    const file = `${snapDirOf(this.cfg)}/outgoing-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.snap`;
+    await this.committer.commitNow();
+    await writeBackendDump(this.backend, file);
+    return file;
   }
 
-  /** The backend could not commit for lack of space: keep the writes, alarm, retry more slowly. */
-  private onBackendNoSpace(err: Error): void {
-    // A full disk: the applied writes stay in the backend's buffer (and in the WAL); refuse new
-    // writes and try again, more slowly each time, until space is freed.
-    this.raiseNoSpace();
-    this.commitRetryMs = Math.min(Math.max(2 * this.commitRetryMs, 100), 2000);
-    if (this.commitRetryMs === 100 || this.commitRetryMs === 2000) this.log(`backend commit failed (${err.message}); retrying every ${this.commitRetryMs} ms`);
-    if (!this.closed) this.commitTimer ??= setTimeout(() => this.commitBackend(), this.commitRetryMs);
+  /** The leader's snapshot replaces this member's state: the backend, then everything built on it. */
+  private installSnapshot(file: string, meta: SnapshotMetadata): Promise<void> {
+    return this.hold(async () => {
+      this.committer.suspend();
+      try {
+        await this.committer.commitNow();
+        await installBackendDump(this.backend, file);
+      } finally {
+        this.committer.resume();
+      }
+      this.applied = Math.max(readConsistentIndex(this.backend), meta.index);
+      await this.lessor.reload();
+      if (!this.driver.isLeader) this.lessor.demote();
+      await this.store.reload();
+      await this.alarms.reload();
+      await this.membership.load();
+      this.watchHub.restore();
+      const t = this.driver.transport;
+      for (const m of this.membership.list()) if (m.id !== this.memberId) t?.addPeer(m.id, m.peerUrls);
+      // A durable backend holds it now; the memory engine keeps the file (it is its state at a restart).
+      if (this.backend.kind !== 'memory') await rm(file, { force: true });
+      if (this.appliedWaiters.length) this.wakeAppliedWaiters();
+    });
   }
-
-  private commitRetryMs = 0;
 
   /** Raises the NOSPACE alarm through the log, once. */
   raiseNoSpace(): void {
@@ -464,9 +850,9 @@ export class EtcdServer {
   private fail(err: Error): void {
     if (this.failed) return;
     this.failed = err;
-    this.log(`fatal: ${err.message}`);
-    for (const w of this.waiters.values()) w.reject(Errors.stopped);
-    this.waiters.clear();
+    this.log('error', `fatal: ${err.message}`);
+    this.waiters.failAll(Errors.stopped);
+    this.readIndexer.close();
     this.hooks.onFatal?.(err);
   }
 
@@ -489,48 +875,37 @@ export class EtcdServer {
     this.closed = true;
     this.watchHub.close();
     clearInterval(this.leaseTimer);
+    clearInterval(this.sweepTimer);
+    if (this.publishTimer) clearTimeout(this.publishTimer);
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     await this.autoCompactor?.stop();
-    while (this.running) await this.running;
+    await this.driver.stop();
+    await this.driver.transport?.close().catch(() => {});
+    this.readIndexer.close();
+    this.waiters.failAll(Errors.stopped);
+    while (this.gate) await this.gate;
     // A compaction under way stops at its next batch; the next start resumes it.
     await this.store.close();
-    if (this.commitTimer) clearTimeout(this.commitTimer);
-    if (!this.failed) await this.backend.commit().catch((err) => this.log(`final backend commit failed (${err.message}); the WAL keeps those writes`));
+    await this.committer.close(!this.failed);
     await this.backend.close().catch(() => {});
     await this.wal.close().catch(() => {});
   }
 }
 
-/** EIO, as an engine reports it (lmdb: code 5, "Input/output error"). */
-function isIoError(err: Error): boolean {
-  const code = (err as { code?: unknown }).code;
-  return code === 'EIO' || code === 5 || /Input\/output error|\bEIO\b/.test(err.message);
+function sameUrls(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((u, i) => u === b[i]);
 }
 
-/** Whether the file system holding dir has less than 8 MiB or 1% free (where a write can fail for space). */
-async function diskNearlyFull(dir: string): Promise<boolean> {
-  try {
-    const st = await statfs(dir);
-    const free = st.bavail * st.bsize;
-    return free < 8 * 1024 * 1024 || free < (st.blocks * st.bsize) / 100;
-  } catch {
-    return false;
-  }
+/** etcd's isTxnSerializable: every range in the txn (both branches) is serializable. */
+function txnSerializable(t: TxnRequest): boolean {
+  const ok = (ops: RequestOp[]): boolean => ops.every((op) => ('range' in op ? op.range.serializable : 'txn' in op ? txnSerializable(op.txn) : true));
+  return ok(t.success) && ok(t.failure);
 }
-
-function isNoSpace(err: Error): boolean {
-  return (err as { code?: string }).code === 'ENOSPC' || /no space left|ENOSPC|MDB_MAP_FULL/i.test(err.message);
-}
-
-function u64(n: number): Buffer {
-  const b = Buffer.allocUnsafe(8);
-  b.writeBigUInt64BE(BigInt(n));
-  return b;
-}
-
 
 function txnCost(t: TxnRequest): number {
   const cost = (ops: RequestOp[]): number =>
     ops.reduce((sum, op) => sum + ('put' in op ? KV_OVERHEAD + op.put.key.length + op.put.value.length : 'txn' in op ? txnCost(op.txn) : 0), 0);
   return Math.max(cost(t.success), cost(t.failure));
 }
+
+export { META_CONSISTENT_INDEX };

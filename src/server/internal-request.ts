@@ -20,18 +20,35 @@ export type InternalRequest =
   | { alarm: AlarmRequest }
   | { leaseGrant: { id: bigint; ttl: number } }
   | { leaseRevoke: { id: bigint } }
-  | { leaseCheckpoint: { checkpoints: { id: bigint; remainingTtl: number }[] } };
+  | { leaseCheckpoint: { checkpoints: { id: bigint; remainingTtl: number }[] } }
+  /** A member's name and client URLs, published through the log once it serves (etcd's v2 attributes PUT). */
+  | { memberAttributes: { id: bigint; name: string; clientUrls: string[] } };
+
+/** etcd's store path for a member's attributes (membership.MemberAttributesStorePath). */
+const ATTRIBUTES_PATH = /^\/0\/members\/([0-9a-f]{1,16})\/attributes$/;
 
 const TYPE = 'etcdserverpb.InternalRaftRequest';
 
-export function encodeInternalRequest(r: InternalRequest): Buffer {
-  if ('put' in r) return encodePutEntry(r.put); // by hand: every write goes through here
+/** The request as an entry: header (with the request ID) first, then the request. */
+export function encodeInternalRequest(r: InternalRequest, header?: Buffer): Buffer {
+  if ('put' in r) return encodePutEntry(r.put, header); // by hand: every write goes through here
+  const body = encodeBody(r);
+  return header ? Buffer.concat([header, body]) : body;
+}
+
+function encodeBody(r: Exclude<InternalRequest, { put: PutRequest }>): Buffer {
   if ('deleteRange' in r) return encodeMessage(TYPE, { deleteRange: c.deleteRangeRequestToWire(r.deleteRange) });
   if ('txn' in r) return encodeMessage(TYPE, { txn: c.txnRequestToWire(r.txn) });
   if ('compaction' in r) return encodeMessage(TYPE, { compaction: r.compaction });
   if ('alarm' in r) return encodeMessage(TYPE, { alarm: { action: r.alarm.action, memberID: r.alarm.memberId.toString(), alarm: r.alarm.alarm } });
   if ('leaseGrant' in r) return encodeMessage(TYPE, { leaseGrant: { ID: r.leaseGrant.id.toString(), TTL: r.leaseGrant.ttl } });
   if ('leaseRevoke' in r) return encodeMessage(TYPE, { leaseRevoke: { ID: r.leaseRevoke.id.toString() } });
+  if ('memberAttributes' in r) {
+    const a = r.memberAttributes;
+    // As etcd 3.4 publishes them: a v2 PUT of {"name","clientURLs"} at the member's attributes path.
+    const val = JSON.stringify({ name: a.name, clientURLs: a.clientUrls });
+    return encodeMessage(TYPE, { v2: { Method: 'PUT', Path: `/0/members/${a.id.toString(16)}/attributes`, Val: val } });
+  }
   return encodeMessage(TYPE, {
     leaseCheckpoint: { checkpoints: r.leaseCheckpoint.checkpoints.map((c) => ({ ID: c.id.toString(), remainingTTL: c.remainingTtl })) },
   });
@@ -46,6 +63,15 @@ export function decodeInternalRequest(buf: Buffer): InternalRequest {
   if (m.alarm) return { alarm: { action: m.alarm.action | 0, memberId: BigInt(m.alarm.memberID ?? 0), alarm: m.alarm.alarm | 0 } };
   if (m.leaseGrant) return { leaseGrant: { id: BigInt(m.leaseGrant.ID), ttl: Number(m.leaseGrant.TTL) } };
   if (m.leaseRevoke) return { leaseRevoke: { id: BigInt(m.leaseRevoke.ID) } };
+  if (m.v2) {
+    const path = ATTRIBUTES_PATH.exec(m.v2.Path ?? '');
+    if (m.v2.Method === 'PUT' && path) {
+      const v = JSON.parse(m.v2.Val ?? '{}') as { name?: unknown; clientURLs?: unknown };
+      const clientUrls = Array.isArray(v.clientURLs) ? v.clientURLs.filter((u): u is string => typeof u === 'string') : [];
+      return { memberAttributes: { id: BigInt('0x' + path[1]), name: typeof v.name === 'string' ? v.name : '', clientUrls } };
+    }
+    throw new Error(`internal request: unsupported v2 request ${m.v2.Method} ${m.v2.Path}`);
+  }
   if (m.leaseCheckpoint) {
     return { leaseCheckpoint: { checkpoints: (m.leaseCheckpoint.checkpoints ?? []).map((c: any) => ({ id: BigInt(c.ID), remainingTtl: Number(c.remainingTTL) })) } };
   }

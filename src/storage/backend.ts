@@ -168,6 +168,33 @@ export class Backend {
     });
   }
 
+  /**
+   * Visits every bucket's committed entries from one consistent state, in slices of about sliceBytes,
+   * awaiting each slice's handler before reading on (memory stays bounded whatever the store's size;
+   * commits wait meanwhile).
+   */
+  dumpInSlices(onSlice: (bucket: Bucket, records: [Buffer, Buffer][]) => Promise<void>, sliceBytes = 1 << 20): Promise<void> {
+    return this.exclusive(async () => {
+      for (const bucket of BUCKETS) {
+        let start = Buffer.alloc(0);
+        for (;;) {
+          const records: [Buffer, Buffer][] = [];
+          let bytes = 0;
+          await this.engine.scan(bucket, start, undefined, (k, v) => {
+            records.push([k, v]);
+            bytes += k.length + v.length + 16;
+            return bytes < sliceBytes;
+          });
+          if (!records.length) break;
+          await onSlice(bucket, records);
+          if (bytes < sliceBytes) break;
+          // The next slice starts just after the last key.
+          start = Buffer.concat([records[records.length - 1][0], Buffer.from([0])]);
+        }
+      }
+    });
+  }
+
   /** The engine's size in bytes, as of a recent commit (cheap enough for every request's quota check). */
   sizeBytes(): number {
     if (this.cachedSize < 0) {

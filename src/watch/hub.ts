@@ -104,6 +104,17 @@ class WatcherGroup {
     return true;
   }
 
+  /** Every watcher, and the group emptied. */
+  takeAll(): Watcher[] {
+    const out: Watcher[] = [];
+    for (const set of this.byKey.values()) out.push(...set);
+    for (const r of this.ranges.values()) out.push(...r.watchers);
+    this.byKey.clear();
+    this.ranges.clear();
+    this.size = 0;
+    return out;
+  }
+
   has(w: Watcher): boolean {
     if (w.end === undefined) return this.byKey.get(w.key)?.has(w) ?? false;
     return this.ranges.get(`${w.key}\u0000${w.end}`)?.watchers.has(w) ?? false;
@@ -131,7 +142,8 @@ export interface HubOptions {
 export class WatchHub {
   private readonly synced = new WatcherGroup();
   private readonly unsynced = new Set<Watcher>();
-  private readonly ring: EventRing;
+  private ring: EventRing;
+  private readonly ringEvents: number;
   private readonly maxRevs: number;
   private readonly syncIntervalMs: number;
   private syncTimer: NodeJS.Timeout | undefined;
@@ -139,7 +151,8 @@ export class WatchHub {
   private closed = false;
 
   constructor(private readonly store: KVStore, opts: HubOptions = {}) {
-    this.ring = new EventRing(opts.ringEvents ?? 20_000);
+    this.ringEvents = opts.ringEvents ?? 20_000;
+    this.ring = new EventRing(this.ringEvents);
     this.maxRevs = opts.maxRevsPerResponse ?? 1000;
     this.syncIntervalMs = opts.syncIntervalMs ?? 100;
     store.onChanges((changes, rev) => this.notify(changes, rev));
@@ -346,6 +359,17 @@ export class WatchHub {
       }
       w.minRev = Math.max(w.minRev, to + 1);
     }
+  }
+
+  /**
+   * The store was replaced by a raft snapshot: the recent events no longer describe it, so every
+   * watcher catches up from the new backend (or is told its history was compacted), as etcd's
+   * watchableStore.Restore moves its synced watchers to unsynced.
+   */
+  restore(): void {
+    this.ring = new EventRing(this.ringEvents);
+    for (const w of this.synced.takeAll()) this.unsynced.add(w);
+    this.scheduleSync(0);
   }
 
   close(): void {

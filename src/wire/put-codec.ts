@@ -39,8 +39,11 @@ function bigVarintBytes(n: bigint): number[] {
   return out;
 }
 
-/** The PutRequest as proto3 encodes it (zero values left out), wrapped as InternalRaftRequest's put (field 4). */
-export function encodePutEntry(r: PutRequest): Buffer {
+/**
+ * The PutRequest as proto3 encodes it (zero values left out), wrapped as InternalRaftRequest's put
+ * (field 4), after prefix (the request's header field), in one buffer.
+ */
+export function encodePutEntry(r: PutRequest, prefix?: Buffer): Buffer {
   const lease = r.lease !== 0n ? bigVarintBytes(r.lease) : undefined;
   let size = 0;
   if (r.key.length) size += 1 + varintSize(r.key.length) + r.key.length;
@@ -49,9 +52,11 @@ export function encodePutEntry(r: PutRequest): Buffer {
   if (r.prevKv) size += 2;
   if (r.ignoreValue) size += 2;
   if (r.ignoreLease) size += 2;
-  const out = Buffer.allocUnsafe(1 + varintSize(size) + size);
-  out[0] = 0x22;
-  let pos = writeVarint(out, 1, size);
+  const pre = prefix ? prefix.length : 0;
+  const out = Buffer.allocUnsafe(pre + 1 + varintSize(size) + size);
+  if (prefix) prefix.copy(out, 0);
+  out[pre] = 0x22;
+  let pos = writeVarint(out, pre + 1, size);
   if (r.key.length) {
     out[pos++] = 0x0a;
     pos = writeVarint(out, pos, r.key.length);

@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EntryType, type Entry } from '../../src/raft/entry';
+import { EntryType, type Entry } from "../../src/raft/entry";
 import { recordSize } from '../../src/raft/wal/record';
 import { Wal, WalCorruptError } from '../../src/raft/wal/wal';
 
@@ -119,5 +119,63 @@ describe('wal', () => {
     const first = join(dir, segments(dir)[0]);
     flip(first, HS_BYTES + 60);
     await expect(Wal.open({ dir, segmentBytes: 1024 })).rejects.toThrow(/refusing to start/);
+  });
+});
+
+describe('wal: cluster records', () => {
+  const dirs: string[] = [];
+  afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+  const newDir = () => {
+    const d = mkdtempSync(join(tmpdir(), 'plinth-wal-'));
+    dirs.push(d);
+    return d;
+  };
+  const conf = (index: number, term = 1): Entry => ({ index, term, type: EntryType.CONF_CHANGE, data: Buffer.from(`cc-${index}`) });
+
+  it('keeps the metadata, conf-change entries and the latest snapshot point across segments and releases', async () => {
+    const dir = newDir();
+    const metadata = { memberId: 0x8e9e05c52164694dn, clusterId: 0xcdf818194e3a8c32n };
+    const { wal, metadata: m0 } = await Wal.open({ dir, segmentBytes: 4096 }, 0, metadata);
+    expect(m0).toEqual(metadata);
+    await wal.append([conf(1), conf(2), entry(3, '', 1)], { term: 1, vote: 0n, commit: 2 });
+    for (let i = 4; i <= 60; i++) await wal.append([entry(i, 'v'.repeat(200))]);
+    const snap = { index: 40, term: 2, confState: { voters: [1n, 2n, 3n], learners: [4n] } };
+    await wal.saveSnapshot(snap, false);
+    for (let i = 61; i <= 80; i++) await wal.append([entry(i, 'w'.repeat(200))]);
+    expect(await wal.releaseTo(40)).toBeGreaterThan(0);
+    await wal.close();
+    const again = await Wal.open({ dir, segmentBytes: 4096 });
+    expect(again.metadata).toEqual(metadata);
+    expect(again.snapshot).toEqual(snap);
+    expect(again.entries[0].index).toBe(41);
+    expect(again.entries.at(-1)!.index).toBe(80);
+    expect(again.lastIndex).toBe(80);
+    await again.wal.close();
+    // Entry types survive: a fresh log with conf changes and an empty entry.
+    const d2 = newDir();
+    const w2 = (await Wal.open({ dir: d2 }, 0, metadata)).wal;
+    await w2.append([conf(1), entry(2, '', 1), entry(3, 'x', 1)]);
+    await w2.close();
+    const r2 = await Wal.open({ dir: d2 });
+    expect(r2.entries.map((e) => [e.type, e.data.toString()])).toEqual([[EntryType.CONF_CHANGE, 'cc-1'], [EntryType.NORMAL, ''], [EntryType.NORMAL, 'x']]);
+    await r2.wal.close();
+  });
+
+  it('a snapshot from the leader replaces the log: the entries before it are gone at the next open', async () => {
+    const dir = newDir();
+    const { wal } = await Wal.open({ dir }, 0, { memberId: 1n, clusterId: 2n });
+    await wal.append([entry(1, 'a', 1), entry(2, 'b', 1), entry(3, 'stale', 1), entry(4, 'stale', 1)]);
+    // The leader's snapshot at 3 (term 2) does not match this log: it replaces it.
+    await wal.saveSnapshot({ index: 3, term: 2, confState: { voters: [1n], learners: [] } }, true);
+    await wal.close();
+    const again = await Wal.open({ dir });
+    expect(again.entries).toEqual([]);
+    expect(again.lastIndex).toBe(3);
+    expect(again.snapshot?.index).toBe(3);
+    await again.wal.append([entry(4, 'new', 2)]);
+    await again.wal.close();
+    const third = await Wal.open({ dir });
+    expect(third.entries.map((e) => e.data.toString())).toEqual(['new']);
+    await third.wal.close();
   });
 });

@@ -1,9 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { effectiveQuota, ETCD_CLUSTER_VERSION, ETCD_COMPAT_VERSION } from '../../server/config';
+import { ETCD_CLUSTER_VERSION, ETCD_COMPAT_VERSION } from '../../server/config';
 import type { EtcdServer } from '../../server/etcd-server';
 import { registry } from '../../metrics';
-import * as c from '../../wire/convert';
 
 // /health, /version and /metrics as etcd 3.4 serves them on the client URL (etcdhttp/metrics.go,
 // etcdhttp/base.go, promhttp).
@@ -29,22 +28,9 @@ function onlyGet(req: IncomingMessage, res: ServerResponse): boolean {
   return false;
 }
 
-/** etcd's checkHealth: an active alarm, no leader, or a read through the server that fails within 1 s. */
+/** etcd's checkHealth: an active alarm, no leader, or a linearizable read that does not finish within 1 s. */
 async function checkHealth(s: EtcdServer): Promise<{ health: string }> {
-  let ok = s.alarms.list().length === 0;
-  if (ok) {
-    // etcd's QGET through raft; here a linearizable read of one key, bounded by a second.
-    const read = Promise.resolve().then(() => s.range(c.rangeRequest({ key: Buffer.from('health'), countOnly: true })));
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), 1000)));
-    try {
-      await Promise.race([read, timeout]);
-    } catch {
-      ok = false;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
+  const ok = await s.healthy(1000);
   (ok ? healthSuccess : healthFailures).inc();
   return { health: ok ? 'true' : 'false' };
 }
@@ -101,30 +87,30 @@ export function registerServerMetrics(s: EtcdServer): void {
     const m = registry.gauge(name, help, [label]);
     m.collect = () => [[{ [label]: value() }, 1]];
   };
-  g('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', () => 1);
-  g('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', () => 1);
-  g('etcd_server_is_learner', 'Whether or not this member is a learner. 1 if is, 0 otherwise.', () => 0);
+  g('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', () => (s.gauges().hasLeader ? 1 : 0));
+  g('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', () => (s.gauges().isLeader ? 1 : 0));
+  g('etcd_server_is_learner', 'Whether or not this member is a learner. 1 if is, 0 otherwise.', () => (s.gauges().isLearner ? 1 : 0));
   const changes = registry.counter('etcd_server_leader_changes_seen_total', 'The number of leader changes seen.');
-  changes.collect = () => 1; // a member of one elects itself once per start
+  changes.collect = () => s.gauges().leaderChanges;
+  g('etcd_server_proposals_pending', 'The current number of pending proposals to commit.', () => s.gauges().pendingProposals);
   one('etcd_server_id', "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.", 'server_id', () => s.memberId.toString(16));
   one('etcd_server_version', "Which version is running. 1 for 'server_version' label with current version.", 'server_version', () => ETCD_COMPAT_VERSION);
   one('etcd_cluster_version', "Which version is running. 1 for 'cluster_version' label with current cluster version", 'cluster_version',
     () => ETCD_CLUSTER_VERSION.split('.').slice(0, 2).join('.'));
-  g('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', () => s.commitIndex);
-  g('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', () => s.appliedIndex);
+  g('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', () => s.gauges().committed);
+  g('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', () => s.gauges().applied);
   g('etcd_server_quota_backend_bytes', 'Current backend storage quota size in bytes.', () => {
-    const q = effectiveQuota(s.cfg);
+    const q = s.gauges().quota;
     return Number.isFinite(q) ? q : 0;
   });
-  const dbSize = () => s.backend.sizeBytes();
+  const dbSize = () => s.gauges().dbSize;
   g('etcd_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', dbSize);
   g('etcd_debugging_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', dbSize);
-  g('etcd_mvcc_db_total_size_in_use_in_bytes', 'Total size of the underlying database logically in use in bytes.', () => s.backend.engine.sizeInUseBytes());
-  g('etcd_debugging_mvcc_current_revision', 'The current revision of store.', () => s.store.currentRev);
-  g('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => Math.max(0, s.store.compactMainRev));
-  g('etcd_debugging_mvcc_keys_total', 'Total number of keys.', () =>
-    s.store.rangeKeys(Buffer.alloc(0), Buffer.alloc(0), s.store.currentRev, { limit: 0, rev: 0, countOnly: true }).count);
-  g('etcd_debugging_mvcc_watcher_total', 'Total number of watchers.', () => s.watchHub?.watcherCount ?? 0);
+  g('etcd_mvcc_db_total_size_in_use_in_bytes', 'Total size of the underlying database logically in use in bytes.', () => s.gauges().dbSizeInUse);
+  g('etcd_debugging_mvcc_current_revision', 'The current revision of store.', () => s.gauges().currentRevision);
+  g('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => s.gauges().compactRevision);
+  g('etcd_debugging_mvcc_keys_total', 'Total number of keys.', () => s.gauges().keys());
+  g('etcd_debugging_mvcc_watcher_total', 'Total number of watchers.', () => s.gauges().watchers);
   const cpu = registry.counter('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.');
   cpu.collect = () => {
     const u = process.cpuUsage();

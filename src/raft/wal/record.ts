@@ -6,10 +6,21 @@ import { crc32 } from 'node:zlib';
 export const RecordKind = {
   /** A log entry of type NORMAL (data = etcd InternalRaftRequest bytes). */
   ENTRY: 1,
-  /** A log entry of type EMPTY. */
+  /** A NORMAL log entry without data (a new leader's no-op). */
   EMPTY_ENTRY: 2,
   /** Raft hard state: index = commit, term = term, data = 8-byte vote. Written at each segment start. */
   HARD_STATE: 3,
+  /** A log entry of type CONF_CHANGE (data = raftpb.ConfChange bytes). */
+  CONF_CHANGE_ENTRY: 4,
+  /**
+   * A raft snapshot point: index, term, data = [u8 flags][conf state]. The backend holds the state
+   * at (at least) index durably; the log before it is no longer needed to restart. Flag 1 (reset): the
+   * snapshot came from the leader and replaced this member's whole log, so entries written before
+   * this record do not survive it. Written at each segment start (the latest one).
+   */
+  SNAPSHOT: 5,
+  /** Who wrote this log: index = 0, term = 0, data = [u64 member id][u64 cluster id]. At each segment start. */
+  METADATA: 6,
 } as const;
 
 export const FRAME_BYTES = 8;

@@ -2,21 +2,25 @@ import { promises as fs, constants as fsc } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { EntryType, type Entry, type HardState } from '../entry';
+import { EntryType, type ConfState, type Entry, type HardState, type SnapshotMetadata } from '../core/types';
 import { readRecord, RecordKind, recordSize, validRecordAfter, writeRecord } from './record';
 import { timed, walFsyncSeconds } from '../../metrics';
 
 // The write-ahead log: entries are durable once append() resolves (one O_DSYNC write for
 // everything passed in, so callers that batch get group commit). Segment files are named
-// <seq>-<first index>.wal (hex), preallocated, and start with the hard state. At open, a torn or
-// corrupt tail of the last segment is cut off with a log line; damage with valid records after it
-// is corruption in the middle, and opening fails.
+// <seq>-<first index>.wal (hex), preallocated, and start with the log's metadata (member and cluster
+// id), the latest snapshot point and the hard state, so releasing old segments never loses them. At
+// open, a torn or corrupt tail of the last segment is cut off with a log line; damage with valid
+// records after it is corruption in the middle, and opening fails.
 
 const execFileAsync = promisify(execFile);
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
-/** Every segment starts with a hard-state record. */
-const SEGMENT_HEADER_BYTES = recordSize(8);
+/** Who wrote the log: fixed when the member is created. */
+export interface WalMetadata {
+  memberId: bigint;
+  clusterId: bigint;
+}
 
 export interface WalOptions {
   dir: string;
@@ -52,10 +56,23 @@ function parseSegmentName(name: string): { seq: number; firstIndex: number } | u
 
 export interface OpenedWal {
   wal: Wal;
-  /** Entries after fromIndex, in order. */
+  /** Undefined for a log written before Plinth had clusters (a single member). */
+  metadata: WalMetadata | undefined;
+  /** The latest snapshot point; undefined if none was ever recorded. */
+  snapshot: SnapshotMetadata | undefined;
+  /** Entries after the snapshot point (and after fromIndex), in order. */
   entries: Entry[];
   hardState: HardState;
   lastIndex: number;
+}
+
+/** Whether dir holds a log (a member was created there). */
+export async function walExists(dir: string): Promise<boolean> {
+  try {
+    return (await fs.readdir(dir)).some((n) => parseSegmentName(n) !== undefined);
+  } catch {
+    return false;
+  }
 }
 
 export class Wal {
@@ -74,11 +91,16 @@ export class Wal {
   private readonly onSpaceProblem: (err: Error | undefined) => void;
   lastIndex: number;
   hardState: HardState;
+  metadata: WalMetadata | undefined;
+  snapshot: SnapshotMetadata | undefined;
 
   private constructor(
     private readonly dir: string,
     opts: WalOptions,
-    state: { segments: Segment[]; fd: fs.FileHandle; pos: number; lastIndex: number; hardState: HardState },
+    state: {
+      segments: Segment[]; fd: fs.FileHandle; pos: number; lastIndex: number; hardState: HardState;
+      metadata: WalMetadata | undefined; snapshot: SnapshotMetadata | undefined;
+    },
   ) {
     this.segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     this.noSync = opts.noSync ?? false;
@@ -89,10 +111,15 @@ export class Wal {
     this.pos = state.pos;
     this.lastIndex = state.lastIndex;
     this.hardState = state.hardState;
+    this.metadata = state.metadata;
+    this.snapshot = state.snapshot;
   }
 
-  /** Opens (or creates) the WAL in dir and reads back the entries after fromIndex. */
-  static async open(opts: WalOptions, fromIndex = 0): Promise<OpenedWal> {
+  /**
+   * Opens (or creates) the WAL in dir and reads back the entries after the latest snapshot point (and
+   * after fromIndex). A new log records metadata in its first segment, if given.
+   */
+  static async open(opts: WalOptions, fromIndex = 0, newMetadata?: WalMetadata): Promise<OpenedWal> {
     const dir = opts.dir;
     await fs.mkdir(dir, { recursive: true });
     const log = opts.log ?? (() => {});
@@ -104,8 +131,10 @@ export class Wal {
       .map((x) => ({ seq: x.p!.seq, firstIndex: x.p!.firstIndex, path: join(dir, x.n) }))
       .sort((a, b) => a.seq - b.seq);
 
-    const entries: Entry[] = [];
+    let entries: Entry[] = [];
     let hardState: HardState | undefined;
+    let metadata: WalMetadata | undefined;
+    let snapshot: SnapshotMetadata | undefined;
     let lastIndex = segments.length ? segments[0].firstIndex - 1 : fromIndex;
     let endPos = 0;
 
@@ -120,6 +149,19 @@ export class Wal {
           const rec = r.record;
           if (rec.kind === RecordKind.HARD_STATE) {
             hardState = { term: rec.term, commit: rec.index, vote: rec.data.length >= 8 ? rec.data.readBigUInt64LE(0) : 0n };
+          } else if (rec.kind === RecordKind.METADATA) {
+            metadata = { memberId: rec.data.readBigUInt64LE(0), clusterId: rec.data.readBigUInt64LE(8) };
+          } else if (rec.kind === RecordKind.SNAPSHOT) {
+            const snap = decodeSnapshotRecord(rec.index, rec.term, rec.data);
+            // Segment headers repeat the latest snapshot: only a newer one changes anything.
+            if (!snapshot || snap.meta.index > snapshot.index || (snap.reset && snap.meta.index >= snapshot.index)) {
+              snapshot = snap.meta;
+              if (snap.reset || snap.meta.index > lastIndex) {
+                // The leader's snapshot replaced the log (or is ahead of it): nothing before survives.
+                entries = [];
+                lastIndex = snap.meta.index;
+              }
+            }
           } else {
             if (rec.index > lastIndex + 1) {
               throw new WalCorruptError(`wal: ${seg.path}: entry ${rec.index} follows ${lastIndex} (missing entries); refusing to start`);
@@ -127,9 +169,7 @@ export class Wal {
             // An index at or below the last one replaces the log's suffix, as raft truncates it.
             while (entries.length && entries[entries.length - 1].index >= rec.index) entries.pop();
             lastIndex = rec.index;
-            if (rec.index > fromIndex) {
-              entries.push({ index: rec.index, term: rec.term, type: rec.kind === RecordKind.EMPTY_ENTRY ? EntryType.EMPTY : EntryType.NORMAL, data: Buffer.from(rec.data) });
-            }
+            entries.push({ index: rec.index, term: rec.term, type: rec.kind === RecordKind.CONF_CHANGE_ENTRY ? EntryType.CONF_CHANGE : EntryType.NORMAL, data: Buffer.from(rec.data) });
           }
           pos = r.next;
           continue;
@@ -152,6 +192,9 @@ export class Wal {
     }
 
     const hs: HardState = hardState ?? { term: 0, vote: 0n, commit: 0 };
+    const after = Math.max(fromIndex, snapshot?.index ?? 0);
+    if (entries.length && entries[0].index <= after) entries = entries.filter((e) => e.index > after);
+    if (segments.length === 0) metadata = newMetadata;
     let fd: fs.FileHandle;
     if (segments.length === 0) {
       const seg = { seq: 0, firstIndex: lastIndex + 1, path: join(dir, segmentName(0, lastIndex + 1)) };
@@ -163,10 +206,10 @@ export class Wal {
     } else {
       fd = await openForAppend(segments[segments.length - 1].path, opts.noSync ?? false);
     }
-    const wal = new Wal(dir, opts, { segments, fd, pos: endPos, lastIndex, hardState: hs });
-    if (endPos === 0) await wal.writeRecords([], hs);
+    const wal = new Wal(dir, opts, { segments, fd, pos: endPos, lastIndex, hardState: hs, metadata, snapshot });
+    if (endPos === 0) await wal.writeHeader();
     wal.prepareNext();
-    return { wal, entries, hardState: hs, lastIndex };
+    return { wal, metadata, snapshot, entries, hardState: hs, lastIndex };
   }
 
   /** Appends entries (and a new hard state, if given) and makes them durable. One call at a time. */
@@ -189,7 +232,7 @@ export class Wal {
       let j = i;
       while (j < entries.length) {
         const s = recordSize(entries[j].data.length);
-        if (this.pos + size + s > this.segmentBytes && (j > i || this.pos > SEGMENT_HEADER_BYTES)) break;
+        if (this.pos + size + s > this.segmentBytes && (j > i || this.pos > this.headerBytes)) break;
         size += s;
         j++;
       }
@@ -200,7 +243,7 @@ export class Wal {
         hardState = undefined;
         for (let k = i; k < j; k++) {
           const e = entries[k];
-          p = writeRecord(buf, p, e.type === EntryType.EMPTY ? RecordKind.EMPTY_ENTRY : RecordKind.ENTRY, e.index, e.term, e.data);
+          p = writeRecord(buf, p, entryKind(e), e.index, e.term, e.data);
           this.lastIndex = e.index;
         }
         // The segment is open with O_DSYNC: the write returns once the records are on disk, one trip to
@@ -233,13 +276,50 @@ export class Wal {
     await syncDir(this.dir);
     this.segments.push(seg);
     this.pos = 0;
-    // Every segment starts with the hard state, so releasing old ones never loses it.
-    const hs = this.hardState;
-    const buf = Buffer.allocUnsafe(SEGMENT_HEADER_BYTES);
-    writeRecord(buf, 0, RecordKind.HARD_STATE, hs.commit, hs.term, u64le(hs.vote));
-    await this.fd.write(buf, 0, buf.length, 0);
-    this.pos = buf.length;
+    await this.writeHeader();
     this.prepareNext();
+  }
+
+  /** Bytes of a segment's header records (metadata, snapshot point, hard state). */
+  private headerBytes = 0;
+
+  /**
+   * Starts a segment with the metadata, the latest snapshot point and the hard state, so that
+   * releasing older segments never loses them.
+   */
+  private async writeHeader(): Promise<void> {
+    const hs = this.hardState;
+    const recs: [number, number, number, Buffer][] = [];
+    if (this.metadata) recs.push([RecordKind.METADATA, 0, 0, metadataBytes(this.metadata)]);
+    if (this.snapshot) recs.push([RecordKind.SNAPSHOT, this.snapshot.index, this.snapshot.term, encodeSnapshotRecord(this.snapshot, false)]);
+    recs.push([RecordKind.HARD_STATE, hs.commit, hs.term, u64le(hs.vote)]);
+    const buf = Buffer.allocUnsafe(recs.reduce((n, r) => n + recordSize(r[3].length), 0));
+    let p = 0;
+    for (const [kind, index, term, data] of recs) p = writeRecord(buf, p, kind, index, term, data);
+    await this.fd.write(buf, 0, buf.length, this.pos);
+    this.pos += buf.length;
+    this.headerBytes = buf.length;
+  }
+
+  /**
+   * Records a snapshot point durably. reset: the snapshot came from the leader and replaced the whole
+   * log (entries written before it are dropped at the next open).
+   */
+  async saveSnapshot(meta: SnapshotMetadata, reset: boolean): Promise<void> {
+    if (this.appending) throw new Error('wal: concurrent append');
+    this.appending = true;
+    try {
+      const data = encodeSnapshotRecord(meta, reset);
+      const buf = Buffer.allocUnsafe(recordSize(data.length));
+      writeRecord(buf, 0, RecordKind.SNAPSHOT, meta.index, meta.term, data);
+      if (this.pos + buf.length > this.segmentBytes) await this.cut(this.lastIndex + 1);
+      await this.fd.write(buf, 0, buf.length, this.pos);
+      this.pos += buf.length;
+      this.snapshot = meta;
+      if (reset || meta.index > this.lastIndex) this.lastIndex = meta.index;
+    } finally {
+      this.appending = false;
+    }
   }
 
   /**
@@ -310,6 +390,46 @@ export class Wal {
     if (!this.noSync) await this.fd.datasync();
     await this.fd.close();
   }
+}
+
+function entryKind(e: Entry): number {
+  if (e.type === EntryType.CONF_CHANGE) return RecordKind.CONF_CHANGE_ENTRY;
+  return e.data.length === 0 ? RecordKind.EMPTY_ENTRY : RecordKind.ENTRY;
+}
+
+function metadataBytes(m: WalMetadata): Buffer {
+  const b = Buffer.allocUnsafe(16);
+  b.writeBigUInt64LE(BigInt.asUintN(64, m.memberId), 0);
+  b.writeBigUInt64LE(BigInt.asUintN(64, m.clusterId), 8);
+  return b;
+}
+
+/** [u8 flags (1 = reset)][u32 voters][u64 × voters][u32 learners][u64 × learners] */
+export function encodeSnapshotRecord(meta: SnapshotMetadata, reset: boolean): Buffer {
+  const { voters, learners } = meta.confState;
+  const b = Buffer.allocUnsafe(1 + 4 + 8 * voters.length + 4 + 8 * learners.length);
+  let p = b.writeUInt8(reset ? 1 : 0, 0);
+  p = b.writeUInt32LE(voters.length, p);
+  for (const v of voters) p = b.writeBigUInt64LE(v, p);
+  p = b.writeUInt32LE(learners.length, p);
+  for (const l of learners) p = b.writeBigUInt64LE(l, p);
+  return b;
+}
+
+function decodeSnapshotRecord(index: number, term: number, data: Buffer): { meta: SnapshotMetadata; reset: boolean } {
+  let p = 1;
+  const ids = (): bigint[] => {
+    const n = data.readUInt32LE(p);
+    p += 4;
+    if (n > (data.length - p) / 8) throw new WalCorruptError(`wal: snapshot record at index ${index}: bad member count ${n}`);
+    const out: bigint[] = [];
+    for (let i = 0; i < n; i++, p += 8) out.push(data.readBigUInt64LE(p));
+    return out;
+  };
+  const voters = ids();
+  const learners = ids();
+  const confState: ConfState = { voters, learners };
+  return { meta: { index, term, confState }, reset: (data[0] & 1) === 1 };
 }
 
 const ZEROS = Buffer.alloc(64 * 1024);

@@ -1,0 +1,197 @@
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MemoryStorage } from '../raft/core/memory-storage';
+import { RawNode } from '../raft/core/raw-node';
+import { encodeConfChange } from '../raft/core/raw-node';
+import { ConfChangeType, EntryType, type ConfState, type Entry, type HardState, type SnapshotMetadata } from '../raft/core/types';
+import { Wal, walExists, type WalMetadata } from '../raft/wal/wal';
+import { openBackend, type Backend } from '../storage';
+import { dumpConsistentIndex, installBackendDump } from './backend-dump';
+import type { ServerConfig } from './config';
+import { clusterId as deriveClusterId, memberId as deriveMemberId } from './identity';
+import { bootstrapMembers, ClusterConfigError, memberContext, parseInitialCluster, type Member } from './membership';
+
+// Starting a member on its data dir, as etcd's NewServer does: a new member of a new cluster writes the
+// cluster's first entries (one conf change per initial member, the same on every member, so their logs
+// agree); a restart reads everything back from the WAL and the backend and ignores the initial-cluster
+// flags. The log's metadata records which member and cluster wrote it, so a data dir is never reused
+// for another cluster by mistake.
+
+export const META_CONSISTENT_INDEX = Buffer.from('consistent_index');
+
+export interface OpenedMember {
+  wal: Wal;
+  backend: Backend;
+  storage: MemoryStorage;
+  node: RawNode;
+  memberId: bigint;
+  clusterId: bigint;
+  /** The conf state as of the log's snapshot point (or bootstrap). */
+  confState: ConfState;
+  /** The backend's consistent index: entries up to it are in the backend already. */
+  consistentIndex: number;
+  /** True for the first start of a new member (no log before). */
+  fresh: boolean;
+  /** The initial members, on a fresh start (for peers to dial before the conf changes apply). */
+  initialMembers: Member[];
+}
+
+export type Log = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+
+export function walDirOf(cfg: ServerConfig): string {
+  return cfg.walDir || join(cfg.dataDir, 'member', 'wal');
+}
+
+export function snapDirOf(cfg: ServerConfig): string {
+  return join(cfg.dataDir, 'member', 'snap');
+}
+
+/** Where a snapshot received from the leader is kept until the backend holds it. */
+export function receivedSnapshotFile(cfg: ServerConfig, index: number): string {
+  return join(snapDirOf(cfg), `${index.toString(16).padStart(16, '0')}.snap.db`);
+}
+
+/** etcd's defaults: one member named after --name at its advertised peer URLs. */
+export function initialClusterOf(cfg: ServerConfig): string {
+  return cfg.initialCluster || cfg.initialAdvertisePeerUrls.map((u) => `${cfg.name}=${u}`).join(',');
+}
+
+export async function openMember(cfg: ServerConfig, log: Log, onSpaceProblem: (err: Error | undefined) => void): Promise<OpenedMember> {
+  const walDir = walDirOf(cfg);
+  const haveWal = await walExists(walDir);
+  let metadata: WalMetadata;
+  let initialMembers: Member[] = [];
+  if (!haveWal) {
+    if (cfg.initialClusterState === 'existing') {
+      throw new ClusterConfigError('--initial-cluster-state existing: joining a running cluster needs `member add` first, which Plinth does not serve yet');
+    }
+    const b = bootstrapMembers(parseInitialCluster(initialClusterOf(cfg)), cfg.initialClusterToken, cfg.name, cfg.initialAdvertisePeerUrls);
+    metadata = { memberId: b.localId, clusterId: b.clusterId };
+    initialMembers = b.members;
+  } else {
+    metadata = { memberId: 0n, clusterId: 0n }; // read from the log below
+  }
+
+  const walOpts = { dir: walDir, noSync: cfg.unsafeNoFsync, segmentBytes: cfg.walSegmentBytes, log: (m: string) => log('info', m), onSpaceProblem };
+  const opened = await Wal.open(walOpts, 0, haveWal ? undefined : metadata);
+  const wal = opened.wal;
+  let { entries, hardState, snapshot } = opened;
+  try {
+    if (haveWal) {
+      if (opened.metadata) metadata = opened.metadata;
+      else {
+        // A log written before Plinth had clusters: a single member, named by its flags.
+        const id = deriveMemberId(cfg.initialAdvertisePeerUrls, cfg.initialClusterToken);
+        metadata = { memberId: id, clusterId: deriveClusterId([id]) };
+        log('info', 'the WAL has no cluster metadata (written by an older Plinth): a single-member cluster', { 'member-id': metadata.memberId.toString(16) });
+      }
+    } else {
+      // The cluster's first entries: one AddNode per initial member (sorted by ID, as etcd), committed.
+      const boot: Entry[] = initialMembers.map((m, i) => ({
+        index: i + 1,
+        term: 1,
+        type: EntryType.CONF_CHANGE,
+        data: encodeConfChange({ id: 0n, type: ConfChangeType.ADD_NODE, nodeId: m.id, context: memberContext(m) }),
+      }));
+      hardState = { term: 1, vote: 0n, commit: boot.length };
+      await wal.append(boot, hardState);
+      entries = boot;
+      log('info', 'starting a new member of a new cluster', {
+        'local-member-id': metadata.memberId.toString(16), 'cluster-id': metadata.clusterId.toString(16),
+        'initial-cluster': initialClusterOf(cfg),
+      });
+    }
+
+    const backend = await openBackend(cfg.backend, { dir: snapDirOf(cfg), noSync: cfg.unsafeNoFsync });
+    let ci = readConsistentIndex(backend);
+    // A snapshot from the leader recorded in the log but not (wholly) in the backend: install it again.
+    if (snapshot && ci < snapshot.index) {
+      const file = receivedSnapshotFile(cfg, snapshot.index);
+      const fileCi = await dumpConsistentIndex(file).catch(() => undefined);
+      if (fileCi === undefined) {
+        await backend.close();
+        throw new Error(`the WAL starts after a snapshot at index ${snapshot.index}, but the backend has applied only up to ${ci} and the snapshot file ${file} is missing or damaged; refusing to start`);
+      }
+      log('info', 'restoring the backend from the received snapshot', { file, 'snapshot-index': snapshot.index });
+      await installBackendDump(backend, file);
+      ci = readConsistentIndex(backend);
+    }
+    const lastIndex = opened.wal.lastIndex;
+    if (lastIndex < ci) {
+      await backend.close();
+      throw new Error(`the WAL in ${walDir} ends at entry ${lastIndex} but the backend has applied up to ${ci}: the WAL is missing entries; refusing to start`);
+    }
+    await removeStaleSnapshotFiles(cfg, snapshot, backend.kind !== 'memory');
+
+    // raft's view of the log: the snapshot point, then the entries after it.
+    const storage = new MemoryStorage();
+    const snapMeta = snapshotPoint(snapshot, entries, initialMembers, metadata, haveWal);
+    storage.applySnapshot({ metadata: snapMeta });
+    storage.append(entries);
+    storage.setHardState(hardState);
+    const electionTick = Math.max(1, Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs));
+    const node = new RawNode({
+      id: metadata.memberId,
+      electionTick,
+      heartbeatTick: 1,
+      storage,
+      // Every entry after the snapshot point is handed out again; the server skips those the backend has.
+      applied: snapMeta.index,
+      maxSizePerMsg: 1024 * 1024,
+      maxCommittedSizePerReady: 16 * 1024 * 1024,
+      maxInflightMsgs: 512,
+      maxUncommittedEntriesSize: 0,
+      checkQuorum: true,
+      preVote: cfg.preVote,
+      random: Math.random,
+      logger: (level, msg) => log(level, `raft: ${msg}`),
+    });
+    return {
+      wal, backend, storage, node, memberId: metadata.memberId, clusterId: metadata.clusterId,
+      confState: snapMeta.confState, consistentIndex: ci, fresh: !haveWal, initialMembers,
+    };
+  } catch (err) {
+    await wal.close().catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * The raft snapshot point to start from: the log's own, or (no snapshot recorded yet) the start of
+ * the log. A new cluster starts with its members known, as etcd's bootstrap applies them at once; a
+ * log from before clusters starts with this member as the only voter.
+ */
+function snapshotPoint(snapshot: SnapshotMetadata | undefined, entries: Entry[], initial: Member[], meta: WalMetadata, haveWal: boolean): SnapshotMetadata {
+  if (snapshot) return snapshot;
+  const first = entries.length ? entries[0].index : 1;
+  const index = first - 1;
+  const term = index > 0 && entries.length ? entries[0].term : 0;
+  if (!haveWal) return { index: 0, term: 0, confState: { voters: initial.map((m) => m.id), learners: [] } };
+  const hasConfChanges = entries.some((e) => e.type === EntryType.CONF_CHANGE);
+  // A log that holds its conf changes rebuilds the conf state as they apply; an old one has none.
+  return { index, term, confState: hasConfChanges ? { voters: [], learners: [] } : { voters: [meta.memberId], learners: [] } };
+}
+
+export function readConsistentIndex(backend: Backend): number {
+  const b = backend.get('meta', META_CONSISTENT_INDEX);
+  return b ? Number(b.readBigUInt64BE(0)) : 0;
+}
+
+/** Received snapshot files the backend holds already (the memory engine keeps the latest: it is its state). */
+async function removeStaleSnapshotFiles(cfg: ServerConfig, snapshot: SnapshotMetadata | undefined, durable: boolean): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(snapDirOf(cfg));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^([0-9a-f]{16})\.snap\.db(\.tmp)?$/.exec(n);
+    if (!m) continue;
+    const index = parseInt(m[1], 16);
+    const keep = !durable && !m[2] && snapshot !== undefined && index === snapshot.index;
+    if (!keep) await rm(join(snapDirOf(cfg), n), { force: true });
+  }
+}
+
+export type { HardState };

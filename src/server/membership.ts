@@ -1,0 +1,193 @@
+import { ConfChangeType, type ConfChange, type ConfState, type NodeId } from '../raft/core/types';
+import type { Backend } from '../storage';
+import { clusterId as deriveClusterId, memberId as deriveMemberId } from './identity';
+
+// The cluster's members as the log has made them (etcd's membership.RaftCluster): conf-change entries
+// add, remove and update members; a member's name and client URLs are published through the log
+// once it serves. Kept in the backend's `members` / `members_removed` buckets, so a snapshot carries them.
+
+export interface Member {
+  id: bigint;
+  name: string;
+  peerUrls: string[];
+  clientUrls: string[];
+  isLearner: boolean;
+}
+
+/** etcd's types.ID.String(): hex without leading zeros. */
+export const idHex = (id: bigint): string => BigInt.asUintN(64, id).toString(16);
+
+/** A conf change's context: the member it adds or updates (etcd puts the member's JSON there). */
+export function memberContext(m: Member): Buffer {
+  return Buffer.from(JSON.stringify({ id: idHex(m.id), name: m.name, peerURLs: m.peerUrls, clientURLs: m.clientUrls, isLearner: m.isLearner }));
+}
+
+export function parseMemberContext(buf: Buffer): Member {
+  const v = JSON.parse(buf.toString('utf8')) as Record<string, unknown>;
+  const strings = (x: unknown) => (Array.isArray(x) ? x.filter((s): s is string => typeof s === 'string') : []);
+  if (typeof v.id !== 'string' || !/^[0-9a-f]{1,16}$/.test(v.id)) throw new Error('member context: bad id');
+  return {
+    id: BigInt('0x' + v.id),
+    name: typeof v.name === 'string' ? v.name : '',
+    peerUrls: strings(v.peerURLs),
+    clientUrls: strings(v.clientURLs),
+    isLearner: v.isLearner === true,
+  };
+}
+
+/** --initial-cluster parsed: name → peer URLs, in the order given. */
+export type InitialCluster = Map<string, string[]>;
+
+export class ClusterConfigError extends Error {}
+
+export function parseInitialCluster(s: string): InitialCluster {
+  const out: InitialCluster = new Map();
+  for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new ClusterConfigError(`--initial-cluster: "${part}" is not name=URL`);
+    const name = part.slice(0, eq);
+    const url = part.slice(eq + 1);
+    try {
+      new URL(url);
+    } catch {
+      throw new ClusterConfigError(`--initial-cluster: "${url}" is not a URL`);
+    }
+    out.set(name, [...(out.get(name) ?? []), url]);
+  }
+  return out;
+}
+
+/**
+ * The members of a new cluster as every member derives them from the same flags (etcd's
+ * NewClusterFromURLsMap): IDs from each member's peer URLs and the token, the cluster ID from the IDs.
+ * Checks what etcd's VerifyBootstrap checks, with its words.
+ */
+export function bootstrapMembers(
+  initial: InitialCluster, token: string, localName: string, advertisePeerUrls: string[],
+): { members: Member[]; clusterId: bigint; localId: bigint } {
+  const mine = initial.get(localName);
+  if (!mine) throw new ClusterConfigError(`couldn't find local name "${localName}" in the initial cluster configuration`);
+  const norm = (u: string) => new URL(u).href.replace(/\/$/, '');
+  const want = [...new Set(mine.map(norm))].sort();
+  const have = [...new Set(advertisePeerUrls.map(norm))].sort();
+  if (want.join(',') !== have.join(',')) {
+    const missing = want.filter((u) => !have.includes(u));
+    if (missing.length) {
+      throw new ClusterConfigError(`--initial-cluster has ${missing.map((u) => `${localName}=${u}`).join(',')} but missing from --initial-advertise-peer-urls=${have.join(',')}`);
+    }
+    const extra = have.filter((u) => !want.includes(u));
+    throw new ClusterConfigError(`--initial-advertise-peer-urls has ${extra.join(',')} but missing from --initial-cluster=${[...initial].map(([n, us]) => us.map((u) => `${n}=${u}`).join(',')).join(',')}`);
+  }
+  const seen = new Set<string>();
+  for (const urls of initial.values()) {
+    for (const u of urls.map(norm)) {
+      if (seen.has(u)) throw new ClusterConfigError(`initial cluster ${[...initial].map(([n, us]) => `${n}=${us.join(',')}`).join(',')} has duplicate url`);
+      seen.add(u);
+    }
+  }
+  const members = [...initial].map(([name, urls]) => ({
+    id: deriveMemberId(urls, token), name, peerUrls: urls, clientUrls: [] as string[], isLearner: false,
+  }));
+  const ids = new Set(members.map((m) => m.id));
+  if (ids.size !== members.length) throw new ClusterConfigError('initial cluster: two members derive the same ID (same peer URLs)');
+  members.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return { members, clusterId: deriveClusterId(members.map((m) => m.id)), localId: deriveMemberId(mine, token) };
+}
+
+const REMOVED = Buffer.from('removed');
+
+export class Membership {
+  private readonly byId = new Map<bigint, Member>();
+  private readonly removed = new Set<bigint>();
+
+  constructor(readonly localId: bigint, public clusterId: bigint, private readonly backend: Backend) {}
+
+  /** Reads the members back from the backend (start, or after a snapshot replaced the backend). */
+  async load(): Promise<void> {
+    this.byId.clear();
+    this.removed.clear();
+    await this.backend.scan('members', Buffer.alloc(0), undefined, (_k, v) => {
+      const m = parseMemberContext(v);
+      this.byId.set(m.id, m);
+    });
+    await this.backend.scan('members_removed', Buffer.alloc(0), undefined, (k) => {
+      this.removed.add(BigInt('0x' + k.toString('latin1')));
+    });
+  }
+
+  /** Members sorted by ID, as etcd lists them. */
+  list(): Member[] {
+    return [...this.byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  get(id: bigint): Member | undefined {
+    return this.byId.get(id);
+  }
+
+  get local(): Member | undefined {
+    return this.byId.get(this.localId);
+  }
+
+  isRemoved(id: bigint): boolean {
+    return this.removed.has(id);
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  /** The conf state the members make (voters and learners), for a member list loaded from a backend. */
+  confState(): ConfState {
+    const ms = this.list();
+    return { voters: ms.filter((m) => !m.isLearner).map((m) => m.id), learners: ms.filter((m) => m.isLearner).map((m) => m.id) };
+  }
+
+  /**
+   * Applies a committed conf change to the member list. Idempotent (entries after the last snapshot
+   * are applied again at every start). Returns what changed for the caller to act on (peers).
+   */
+  applyConfChange(cc: ConfChange): { added?: Member; removed?: bigint; updated?: Member } {
+    switch (cc.type) {
+      case ConfChangeType.ADD_NODE:
+      case ConfChangeType.ADD_LEARNER_NODE: {
+        const m = parseMemberContext(cc.context);
+        if (m.id !== cc.nodeId) throw new Error(`conf change: member ${idHex(m.id)} in the context of a change for ${idHex(cc.nodeId)}`);
+        const existing = this.byId.get(m.id);
+        // Promotion (a learner added again as a voter) keeps what the member published.
+        const member: Member = existing
+          ? { ...existing, peerUrls: m.peerUrls.length ? m.peerUrls : existing.peerUrls, isLearner: cc.type === ConfChangeType.ADD_LEARNER_NODE }
+          : { ...m, isLearner: cc.type === ConfChangeType.ADD_LEARNER_NODE };
+        this.put(member);
+        return { added: member };
+      }
+      case ConfChangeType.REMOVE_NODE: {
+        this.byId.delete(cc.nodeId);
+        this.backend.delete('members', Buffer.from(idHex(cc.nodeId)));
+        this.removed.add(cc.nodeId);
+        this.backend.put('members_removed', Buffer.from(idHex(cc.nodeId)), REMOVED);
+        return { removed: cc.nodeId };
+      }
+      case ConfChangeType.UPDATE_NODE: {
+        const m = parseMemberContext(cc.context);
+        const existing = this.byId.get(cc.nodeId);
+        if (!existing) return {};
+        const member = { ...existing, peerUrls: m.peerUrls };
+        this.put(member);
+        return { updated: member };
+      }
+    }
+    return {};
+  }
+
+  /** A member's published name and client URLs (ignored for a member no longer in the cluster). */
+  setAttributes(id: NodeId, name: string, clientUrls: string[]): void {
+    const m = this.byId.get(id);
+    if (!m) return;
+    this.put({ ...m, name, clientUrls });
+  }
+
+  private put(m: Member): void {
+    this.byId.set(m.id, m);
+    this.backend.put('members', Buffer.from(idHex(m.id)), memberContext(m));
+  }
+}
