@@ -44,15 +44,15 @@ export function encodeFrame(type: number, payload: Uint8Array): Buffer {
 /**
  * Splits a byte stream into frames. push() calls onFrame for each complete frame, in order; a frame
  * whose declared length exceeds maxFrameBytes throws a ProtocolError before anything is buffered for
- * it. Payloads are views of the pushed chunks (valid as long as the caller keeps them). After stop(),
- * push() ignores the rest (the connection is being closed).
+ * it. Payloads are views of the pushed chunks (valid as long as the caller keeps them). pause() stops
+ * delivery after the current frame (the rest of the chunk waits, to be delivered by resume()); after
+ * stop(), nothing more is delivered (the connection is being closed).
  */
 export class FrameParser {
   private chunks: Buffer[] = [];
   private buffered = 0;
-  /** Total bytes (header + payload) of the frame being assembled; -1 until its header is in. */
-  private frameBytes = -1;
   private stopped = false;
+  private paused = false;
 
   constructor(
     private readonly maxFrameBytes: number,
@@ -65,53 +65,65 @@ export class FrameParser {
     this.buffered = 0;
   }
 
-  /** Bytes held for an incomplete frame. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** Delivers what waited while paused (may throw as push() does). */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.deliver();
+  }
+
+  /** Bytes held: an incomplete frame, or what a pause left of the last chunk. */
   get bufferedBytes(): number {
     return this.buffered;
   }
 
   push(chunk: Buffer): void {
     if (this.stopped || chunk.length === 0) return;
-    let buf = chunk;
-    if (this.buffered > 0) {
-      this.chunks.push(chunk);
-      this.buffered += chunk.length;
-      if (this.frameBytes < 0 && this.buffered >= FRAME_HEADER_BYTES) this.frameBytes = this.frameLength(Buffer.concat(this.chunks, FRAME_HEADER_BYTES), 0);
-      // Assemble only once the whole frame is in: a large frame arriving in many reads is copied once.
-      if (this.frameBytes < 0 || this.buffered < this.frameBytes) return;
-      buf = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.buffered);
-      this.chunks = [];
-      this.buffered = 0;
-    }
-    let off = 0;
-    const end = buf.length;
-    while (off < end) {
-      if (end - off < FRAME_HEADER_BYTES) break;
-      const total = this.frameLength(buf, off);
-      if (end - off < total) break;
-      const type = buf[off + 4];
-      const payload = buf.subarray(off + FRAME_HEADER_BYTES, off + total);
-      off += total;
-      this.frameBytes = -1;
-      this.onFrame(type, payload);
-      if (this.stopped) return;
-    }
-    if (off < end) {
-      const rest = buf.subarray(off);
-      this.chunks = [rest];
-      this.buffered = rest.length;
-      this.frameBytes = rest.length >= FRAME_HEADER_BYTES ? this.frameLength(rest, 0) : -1;
-    } else {
-      this.frameBytes = -1;
-    }
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    this.deliver();
   }
 
-  private frameLength(buf: Buffer, off: number): number {
-    const len = buf.readUInt32BE(off);
-    if (len > this.maxFrameBytes) {
-      this.stop();
-      throw new ProtocolError(`frame of ${len} bytes exceeds the limit of ${this.maxFrameBytes}`);
+  private deliver(): void {
+    while (!this.stopped && !this.paused && this.buffered >= FRAME_HEADER_BYTES) {
+      let first = this.chunks[0];
+      if (first.length < FRAME_HEADER_BYTES) {
+        // A header split across reads: join the chunks (rare and small).
+        first = Buffer.concat(this.chunks, this.buffered);
+        this.chunks = [first];
+      }
+      const len = first.readUInt32BE(0);
+      if (len > this.maxFrameBytes) {
+        this.stop();
+        throw new ProtocolError(`frame of ${len} bytes exceeds the limit of ${this.maxFrameBytes}`);
+      }
+      const total = FRAME_HEADER_BYTES + len;
+      if (this.buffered < total) return;
+      let frame: Buffer;
+      if (first.length >= total) {
+        // The common case: the frame lies in one read; no copy.
+        frame = first.subarray(0, total);
+        if (first.length === total) this.chunks.shift();
+        else this.chunks[0] = first.subarray(total);
+      } else {
+        // A frame spanning reads is copied once, when all of it is in.
+        frame = Buffer.allocUnsafe(total);
+        let at = 0;
+        while (at < total) {
+          const c = this.chunks[0];
+          const n = Math.min(c.length, total - at);
+          c.copy(frame, at, 0, n);
+          at += n;
+          if (n === c.length) this.chunks.shift();
+          else this.chunks[0] = c.subarray(n);
+        }
+      }
+      this.buffered -= total;
+      this.onFrame(frame[4], frame.subarray(FRAME_HEADER_BYTES));
     }
-    return FRAME_HEADER_BYTES + len;
   }
 }

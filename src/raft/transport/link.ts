@@ -92,6 +92,7 @@ export class Link {
   pauseReading(): void {
     if (this.readPaused || this.closed) return;
     this.readPaused = true;
+    this.parser.pause();
     this.socket.pause();
   }
 
@@ -99,7 +100,9 @@ export class Link {
     if (!this.readPaused || this.closed) return;
     this.readPaused = false;
     this.lastReceivedAt = Date.now();
-    this.socket.resume();
+    // Frames left in the last read go first; handling them may pause reading again.
+    this.guarded(() => this.parser.resume());
+    if (!this.readPaused && !this.closed) this.socket.resume();
   }
 
   get isReadPaused(): boolean {
@@ -143,8 +146,13 @@ export class Link {
     if (this.closed) return;
     this.cfg.counters.receivedBytes += chunk.length;
     this.lastReceivedAt = Date.now();
+    this.guarded(() => this.parser.push(chunk));
+  }
+
+  /** Runs parsing; a bad frame closes the link with a log line, never escapes. */
+  private guarded(parse: () => void): void {
     try {
-      this.parser.push(chunk);
+      parse();
     } catch (err) {
       if (err instanceof ProtocolError || err instanceof CodecError) this.close(`protocol error: ${err.message}`, 'warn');
       else this.close(`internal error handling a frame: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`, 'error');

@@ -60,6 +60,20 @@ describe('frame parser', () => {
     expect(n).toBe(1);
   });
 
+  it('pause() holds the rest of a read until resume()', () => {
+    const got: number[] = [];
+    const parser: FrameParser = new FrameParser(100, (type) => {
+      got.push(type);
+      if (type === 2) parser.pause();
+    });
+    parser.push(Buffer.concat([1, 2, 3, 4].map((t) => encodeFrame(t, Buffer.from([t])))));
+    expect(got).toEqual([1, 2]);
+    expect(parser.bufferedBytes).toBe(12);
+    parser.resume();
+    expect(got).toEqual([1, 2, 3, 4]);
+    expect(parser.bufferedBytes).toBe(0);
+  });
+
   it('fuzz: random chunks either parse or throw ProtocolError, and never buffer more than one frame', () => {
     const rnd = prng(11);
     const max = 2048;
