@@ -50,6 +50,11 @@ export class Link {
   };
   /** Set by the owner: called once, when the link has closed for any reason. */
   onClose: (reason: string) => void = () => {};
+  /** Set by the owner: a write reached the kernel (the socket may have room for queued output). */
+  onWritten: () => void = () => {};
+  private readonly afterWrite = (err?: Error | null): void => {
+    if (!err && !this.closed) this.onWritten();
+  };
 
   constructor(socket: net.Socket, rest: Buffer, cfg: LinkConfig) {
     this.socket = socket;
@@ -74,13 +79,16 @@ export class Link {
     return `${this.kind === 1 ? 'stream' : 'snapshot'} link to peer ${hex(this.peerId)}`;
   }
 
-  /** Hands bytes to the socket. Returns false when the socket's buffer is full (see 'drain'). */
-  write(buf: Buffer, cb?: (err?: Error | null) => void): boolean {
+  /**
+   * Hands bytes to the socket (onWritten follows once they reach the kernel). Returns false when the
+   * socket's buffer is full (see 'drain').
+   */
+  write(buf: Buffer): boolean {
     if (this.closed) return false;
     this.cfg.counters.sentBytes += buf.length;
     this.cfg.counters.writes++;
     this.lastSentAt = Date.now();
-    return this.socket.write(buf, cb);
+    return this.socket.write(buf, this.afterWrite);
   }
 
   /** Unflushed bytes in the socket. */

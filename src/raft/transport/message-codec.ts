@@ -75,7 +75,9 @@ export function encodedMessageSize(m: Message): number {
     size += ENTRY_HEADER_BYTES + checkBytes(e.data, 'entry data');
   }
   if (m.snapshot !== undefined) {
-    const md = m.snapshot.metadata;
+    const md = m.snapshot?.metadata;
+    if (typeof md !== 'object' || md === null || typeof md.confState !== 'object' || md.confState === null) throw new CodecError('snapshot must have metadata with a conf state');
+    if (!Array.isArray(md.confState.voters) || !Array.isArray(md.confState.learners)) throw new CodecError('conf state voters and learners must be arrays');
     checkNumber(md.index, 'snapshot index');
     checkNumber(md.term, 'snapshot term');
     const { voters, learners } = md.confState;

@@ -296,7 +296,9 @@ export class PeerTransport {
     const peer = this.peers.get(hello.from)!;
     socket.write(encodeReply(HandshakeStatus.OK));
     const { maxFrameBytes, writeHighWaterBytes } = this.resolved.limits;
-    const link = new Link(socket, rest, { peerId: peer.id, kind: hello.kind as ConnectionKind, maxFrameBytes, writeHighWaterBytes, counters: peer.counters, log: this.opts.log });
+    const kind = hello.kind as ConnectionKind;
+    const counters = kind === ConnectionKind.STREAM ? peer.counters : peer.snapshotCounters;
+    const link = new Link(socket, rest, { peerId: peer.id, kind, maxFrameBytes, writeHighWaterBytes, counters, log: this.opts.log });
     if (hello.kind === ConnectionKind.STREAM) peer.attach(link, `accepted from ${remote}`);
     else new SnapshotReceive(this.ctx, peer, link, this.opts.snapshotDir);
   }

@@ -14,7 +14,7 @@ export interface PeerStats {
   /** Bytes handed to this peer's sockets (stream and snapshot links). */
   sentBytes: number;
   receivedBytes: number;
-  /** Socket writes (one per event-loop turn with output, when the peer keeps up). */
+  /** Writes to the stream socket (one per event-loop turn with output, when the peer keeps up). */
   writes: number;
   /** Failed dials and handshakes. */
   sentFailures: number;
@@ -50,7 +50,10 @@ export class Peer {
   urls: URL[];
   /** The member with the smaller id dials; the other only accepts. */
   readonly dialer: boolean;
+  /** The stream link's counters (writes: one per flush). */
   readonly counters: LinkCounters = { sentBytes: 0, receivedBytes: 0, writes: 0 };
+  /** Snapshot links' counters (their bytes count in stats too; their writes do not). */
+  readonly snapshotCounters: LinkCounters = { sentBytes: 0, receivedBytes: 0, writes: 0 };
   sentFailures = 0;
   droppedMessages = 0;
   private connections = 0;
@@ -89,8 +92,8 @@ export class Peer {
 
   stats(): PeerStats {
     return {
-      sentBytes: this.counters.sentBytes,
-      receivedBytes: this.counters.receivedBytes,
+      sentBytes: this.counters.sentBytes + this.snapshotCounters.sentBytes,
+      receivedBytes: this.counters.receivedBytes + this.snapshotCounters.receivedBytes,
       writes: this.counters.writes,
       sentFailures: this.sentFailures,
       droppedMessages: this.droppedMessages,
@@ -196,14 +199,8 @@ export class Peer {
       this.msgs.splice(0, nMsgs);
       this.msgSizes.splice(0, nMsgs);
     }
-    link.write(out, this.afterWrite);
+    link.write(out);
   }
-
-  /** A write reached the kernel: if output is waiting and the socket has room again, go on. */
-  private readonly afterWrite = (err?: Error | null): void => {
-    if (err || (this.msgs.length === 0 && this.frames.length === 0)) return;
-    this.flush();
-  };
 
   private dropQueue(): void {
     if (this.msgs.length > 0) {
@@ -226,6 +223,10 @@ export class Peer {
     this.connections++;
     link.onFrame = (type, payload) => this.onStreamFrame(link, type, payload);
     link.onClose = (reason) => this.detach(link, reason);
+    // A write reached the kernel: if output waits and the socket has room again, go on.
+    link.onWritten = () => {
+      if (this.msgs.length > 0 || this.frames.length > 0) this.flush();
+    };
     this.ctx.registerLink(link);
     this.ctx.log('info', `connected to peer ${hex(this.id)} (${how})`, { peer: hex(this.id), reconnects: this.connections - 1 });
   }
@@ -443,6 +444,7 @@ export class Peer {
 
   /** New URLs: used from the next dial on; a dialer that is not connected dials at once. */
   setUrls(urls: URL[]): void {
+    if (urls.length === this.urls.length && urls.every((u, i) => u.href === this.urls[i].href)) return;
     this.urls = urls;
     this.urlIndex = 0;
     if (this.link === undefined && !this.dialing) {

@@ -45,7 +45,7 @@ export function startSnapshotSend(ctx: TransportContext, peer: Peer, msg: Messag
         try {
           const { socket, rest } = await dialPeer(ctx.sockets, url, hello, ctx.opts.dialTimeoutMs, (a) => (abortDial = a));
           const { maxFrameBytes, writeHighWaterBytes } = ctx.opts.limits;
-          link = new Link(socket, rest, { peerId: peer.id, kind: ConnectionKind.SNAPSHOT, maxFrameBytes, writeHighWaterBytes, counters: peer.counters, log: ctx.log });
+          link = new Link(socket, rest, { peerId: peer.id, kind: ConnectionKind.SNAPSHOT, maxFrameBytes, writeHighWaterBytes, counters: peer.snapshotCounters, log: ctx.log });
           break;
         } catch (err) {
           lastErr = err as Error;

@@ -30,6 +30,8 @@ export interface TestNode {
   snapshots: { msg: Message; file: string }[];
   logs: LogLine[];
   onRequest: (from: bigint, kind: string, body: Buffer) => Promise<Buffer>;
+  /** When set, receives batches instead of `received` (benchmarks). */
+  onMessages?: (from: bigint, msgs: Message[]) => void;
   removed: Set<bigint>;
   close(): Promise<void>;
 }
@@ -71,6 +73,7 @@ export async function startNode(id: bigint, o: NodeOptions = {}): Promise<TestNo
     isRemoved: (x) => node.removed.has(x),
     ...rest,
     onMessages: (from, msgs) => {
+      if (node.onMessages) return node.onMessages(from, msgs);
       node.batches++;
       for (const m of msgs) node.received.push({ from, m });
     },
