@@ -138,7 +138,7 @@ describe('snapshots', () => {
       const m = process.memoryUsage();
       peakRss = Math.max(peakRss, m.rss - base.rss);
       peakBuffers = Math.max(peakBuffers, m.arrayBuffers - base.arrayBuffers);
-    }, 20);
+    }, 50);
     const t0 = Date.now();
     b.t.sendSnapshot(msgSnap(2n, 1n), file);
     await waitFor(() => b.snapshotStatus.length === 1, 20_000, 'snapshot status');
