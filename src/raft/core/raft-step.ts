@@ -280,6 +280,13 @@ export function stepFollower(r: Raft, m: Message): void {
         r.info?.(`${hex(r.id)} no leader at term ${r.term}; dropping index reading msg`);
         return;
       }
+      // A member's read forwarded to us as leader, but we are not leader any more: forwarding it
+      // again would stamp it as ours and its answer would come here (etcd does that). Drop it; the
+      // requester retries, as with any lost read.
+      if (m.from !== NONE && m.from !== r.id) {
+        r.debug?.(`${hex(r.id)} not leader; dropping index reading msg from ${hex(m.from)}`);
+        return;
+      }
       r.send({ ...m, to: r.lead });
       return;
     case MessageType.MsgReadIndexResp:

@@ -10,7 +10,8 @@
 // - ReadOnlySafe only; a leader, a single voter included, answers read-index requests only once it
 //   has committed an entry in its term (before that its commit index may lag what an earlier
 //   leader, or itself before a restart, committed and answered).
-// - Pending read requests are bounded (read-only.ts) and dropped when the role changes.
+// - Pending read requests are bounded (read-only.ts) and dropped when the role changes; a follower
+//   does not forward a read another member forwarded to it (its answer would come back to it).
 import { Changer, restoreConfig, type SingleChange, type TrackerConfig } from './conf-change';
 import { ProgressTracker, VoteResult, type Progress } from './progress';
 import { NO_LIMIT, RaftLog } from './raft-log';
@@ -515,7 +516,10 @@ export class Raft {
       return;
     }
     if (this.raftLog.committed > this.raftLog.applied) {
-      const n = numOfPendingConf(this.raftLog.slice(this.raftLog.applied + 1, this.raftLog.committed + 1, NO_LIMIT));
+      // From the first entry the log still has: a snapshot waiting to be applied (etcd 3.4 panics
+      // here) carries its own conf state.
+      const lo = Math.max(this.raftLog.applied + 1, this.raftLog.firstIndex());
+      const n = lo > this.raftLog.committed ? 0 : numOfPendingConf(this.raftLog.slice(lo, this.raftLog.committed + 1, NO_LIMIT));
       if (n !== 0) {
         this.warn?.(`${this.id.toString(16)} cannot campaign at term ${this.term} since there are still ${n} pending configuration changes to apply`);
         return;
@@ -619,10 +623,17 @@ export class Raft {
   }
 
   loadState(hs: HardState): void {
-    if (hs.commit < this.raftLog.committed || hs.commit > this.raftLog.lastIndex()) {
+    if (hs.commit > this.raftLog.lastIndex()) {
       throw new RaftError(`${this.id.toString(16)} state.commit ${hs.commit} is out of range [${this.raftLog.committed}, ${this.raftLog.lastIndex()}]`);
     }
-    this.raftLog.committed = hs.commit;
+    if (hs.commit < this.raftLog.committed) {
+      // The storage's snapshot is newer than the hard state (the driver made the snapshot durable
+      // and stopped before the hard state that followed it): a snapshot's index is committed by
+      // definition, so keep it (etcd 3.4 refuses to start).
+      this.warn?.(`${this.id.toString(16)} state.commit ${hs.commit} is below the snapshot index ${this.raftLog.committed}; using the snapshot's`);
+    } else {
+      this.raftLog.committed = hs.commit;
+    }
     this.term = hs.term;
     this.vote = hs.vote;
   }
