@@ -449,6 +449,11 @@ export class Raft {
       || (m.type === MessageType.MsgPreVote && m.term > this.term);
   }
 
+  /** Whether the candidate's log is at least as up to date as ours. A test-only subclass may lie here. */
+  protected candidateLogUpToDate(m: Message): boolean {
+    return this.raftLog.isUpToDate(m.index, m.logTerm);
+  }
+
   /** Steps a message; throws ErrProposalDropped when a proposal cannot be taken. */
   step(m: Message): void {
     // The message's term first: it may make this member a follower.
@@ -530,7 +535,7 @@ export class Raft {
   }
 
   private handleVote(m: Message): void {
-    if (this.canVote(m) && this.raftLog.isUpToDate(m.index, m.logTerm)) {
+    if (this.canVote(m) && this.candidateLogUpToDate(m)) {
       // Learners vote too: a learner may have been promoted in a conf change it has not applied yet,
       // and the candidate, believing it a voter, may need its vote (etcd issue 7625).
       this.info?.(`${this.id.toString(16)} [logterm: ${this.raftLog.lastTerm()}, index: ${this.raftLog.lastIndex()}, vote: ${this.vote.toString(16)}] cast ${messageTypeName(m.type)} for ${m.from.toString(16)} [logterm: ${m.logTerm}, index: ${m.index}] at term ${this.term}`);

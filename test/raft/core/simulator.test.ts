@@ -91,12 +91,19 @@ describe.runIf(REPLAY !== undefined)('raft simulator replay', () => {
 // ---- The checker can fail: broken cores, reachable only from tests ----
 //
 // RawNode makes its Raft through a protected factory (createRaft) and Raft decides votes and the
-// quorum's commit index in protected methods (canVote, quorumCommitIndex). Nothing in RaftConfig
+// quorum's commit index in protected methods (canVote, candidateLogUpToDate, quorumCommitIndex). Nothing in RaftConfig
 // reaches them: only a subclass, which only these tests declare, changes them.
 
 /** Votes for any candidate with an up-to-date log, even after voting for another in the same term. */
 class DoubleVotingRaft extends Raft {
   protected override canVote(_m: Message): boolean {
+    return true;
+  }
+}
+
+/** Votes for candidates whose log is behind its own. */
+class StaleLogVotingRaft extends Raft {
+  protected override candidateLogUpToDate(_m: Message): boolean {
     return true;
   }
 }
@@ -149,6 +156,12 @@ describe.skipIf(REPLAY !== undefined)('raft simulator catches broken cores', () 
     const v = firstViolation(nodeFactory(DoubleVotingRaft), 3, 300);
     expect(v, 'no seed caught the double vote').toBeDefined();
     expect(v!.message).toMatch(/election safety: members \d and \d were both leader of term \d+/);
+  }, 120_000);
+
+  it('members that vote for candidates with stale logs: a leader without committed entries', () => {
+    const v = firstViolation(nodeFactory(StaleLogVotingRaft), 3, 300);
+    expect(v, 'no seed caught the stale-log votes').toBeDefined();
+    expect(v!.message).toMatch(/leader completeness|state machine safety|log matching|committed an entry of term/);
   }, 120_000);
 
   it('a leader that commits on a minority', () => {
