@@ -55,6 +55,18 @@ export function newTestConfig(id: NodeId, election: number, heartbeat: number, s
   };
 }
 
+/** A storage with these voters (as the bootstrap sets them) and entries already persisted. */
+export function storageWith(peers: (NodeId | number)[], entries: Entry[] = [], learners: (NodeId | number)[] = []): MemoryStorage {
+  const s = newTestMemoryStorage(peers.map((p) => BigInt(p)), learners.map((p) => BigInt(p)));
+  s.append(entries);
+  return s;
+}
+
+/** Messages sorted by recipient, then type: the order etcd's tests compare them in. */
+export function sortMsgs(ms: Message[]): Message[] {
+  return ms.slice().sort((a, b) => (a.to < b.to ? -1 : a.to > b.to ? 1 : a.type - b.type));
+}
+
 /** etcd's newTestRaft: peers become the storage's voters when the storage has no conf state yet. */
 export function newTestRaft(id: NodeId | number, peers: (NodeId | number)[], election: number, heartbeat: number, storage?: MemoryStorage, over: Partial<RaftConfig> = {}): Raft {
   const s = storage ?? newTestMemoryStorage(peers.map((p) => BigInt(p)));
