@@ -70,8 +70,8 @@ export class Raft {
   electionElapsed = 0;
   /** Leader only: ticks since the last heartbeat. */
   heartbeatElapsed = 0;
-  readonly checkQuorum: boolean;
-  readonly preVote: boolean;
+  checkQuorum: boolean;
+  preVote: boolean;
   readonly heartbeatTimeout: number;
   readonly electionTimeout: number;
   /** In [electionTimeout, 2 * electionTimeout), drawn again on each change to follower or candidate. */
