@@ -125,8 +125,10 @@ export class RawNode {
     if (!isHardStateEqual(hs, this.prevHardSt)) rd.hardState = hs;
     const snap = r.raftLog.unstable.snapshot;
     if (snap) rd.snapshot = snap;
+    // Both arrays now belong to the Ready: raft starts new ones (or later additions would show up
+    // in this Ready too).
     r.msgs = [];
-    if (r.readStates.length !== 0) r.readStates = [];
+    r.readStates = [];
     return rd;
   }
 
