@@ -2,7 +2,9 @@ import { startGrpc } from '../api/grpc-server';
 import { ETCD_COMPAT_VERSION } from '../server/config';
 import { EtcdServer } from '../server/etcd-server';
 import { restoreSnapshot } from '../server/snapshot';
-import { ENGINE_KINDS, type EngineKind } from '../storage';
+import { join } from 'node:path';
+import { initRestoredMember } from '../server/bootstrap';
+import { ENGINE_KINDS, openBackend, type EngineKind } from '../storage';
 import { parseArgs, usage, UsageError, type Command } from './flags';
 
 const PLINTH_VERSION: string = require('../../../package.json').version;
@@ -62,9 +64,13 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 const SNAPSHOT_USAGE = `Usage: plinth snapshot restore FILE --data-dir DIR [--backend lmdb|leveldb|memory] [--skip-hash-check]
+         [--name NAME] [--initial-cluster NAME=URL,...] [--initial-cluster-token TOKEN]
+         [--initial-advertise-peer-urls URL,...] [--wal-dir DIR]
 
-Turns a snapshot taken with 'etcdctl snapshot save' from a Plinth member into a new data dir.
-Start a member on it with: plinth --data-dir DIR --backend <same or another engine>`;
+Turns a snapshot taken with 'etcdctl snapshot save' from a Plinth member into the data dir of a member
+of a new cluster (as 'etcdctl snapshot restore': the cluster flags name the new members, with etcd's
+defaults; restore each member's data dir with its own --name and --initial-advertise-peer-urls).
+Start a member on it with the same flags: plinth --data-dir DIR --backend <same or another engine>`;
 
 async function snapshotCommand(argv: string[]): Promise<void> {
   const fail = (msg: string): never => {
@@ -80,6 +86,11 @@ async function snapshotCommand(argv: string[]): Promise<void> {
   let dataDir: string | undefined;
   let backend: EngineKind = 'lmdb';
   let skipHashCheck = false;
+  let name = 'default';
+  let initialCluster = '';
+  let token = 'etcd-cluster';
+  let peerUrls = ['http://localhost:2380'];
+  let walDir = '';
   for (let i = 1; i < argv.length; i++) {
     const [flag, inline] = argv[i].split(/=(.*)/s, 2);
     const value = () => inline ?? argv[++i] ?? fail(`flag needs an argument: ${flag}`);
@@ -89,6 +100,11 @@ async function snapshotCommand(argv: string[]): Promise<void> {
       if (!ENGINE_KINDS.includes(v as EngineKind)) fail(`invalid value "${v}" for flag --backend`);
       backend = v as EngineKind;
     } else if (flag === '--skip-hash-check') skipHashCheck = inline === undefined || inline === 'true';
+    else if (flag === '--name') name = value();
+    else if (flag === '--initial-cluster') initialCluster = value();
+    else if (flag === '--initial-cluster-token') token = value();
+    else if (flag === '--initial-advertise-peer-urls') peerUrls = value().split(',').map((u) => u.trim());
+    else if (flag === '--wal-dir') walDir = value();
     else if (flag.startsWith('-')) fail(`unknown flag: ${flag}`);
     else if (!file) file = flag;
     else fail(`unexpected argument "${flag}"`);
@@ -98,7 +114,15 @@ async function snapshotCommand(argv: string[]): Promise<void> {
   if (backend === 'memory') fail('the memory engine keeps nothing on disk: restore onto lmdb or leveldb');
   try {
     const { entries } = await restoreSnapshot(file!, dataDir!, backend, { skipHashCheck });
-    process.stderr.write(`restored snapshot ${file} into ${dataDir} (${backend}, ${entries} entries)\n`);
+    const be = await openBackend(backend, { dir: join(dataDir!, 'member', 'snap') });
+    try {
+      const ids = await initRestoredMember(be, walDir || join(dataDir!, 'member', 'wal'), {
+        name, initialCluster: initialCluster || peerUrls.map((u) => `${name}=${u}`).join(','), token, advertisePeerUrls: peerUrls,
+      });
+      process.stderr.write(`restored snapshot ${file} into ${dataDir} (${backend}, ${entries} entries; member ${ids.memberId.toString(16)} of cluster ${ids.clusterId.toString(16)})\n`);
+    } finally {
+      await be.close();
+    }
   } catch (err) {
     process.stderr.write(`plinth snapshot: ${(err as Error).message}\n`);
     process.exit(1);

@@ -77,8 +77,8 @@ export class RaftDriver {
   private snapshotIndex: number;
   /** Received snapshot files, by snapshot index, until the core takes or refuses them. */
   private readonly receivedSnapshots = new Map<number, string>();
-  /** Followers a snapshot is being dumped or sent to. */
-  private readonly sendingSnapshot = new Set<NodeId>();
+  /** Followers a snapshot is being dumped or sent to, with the dump file once there is one. */
+  private readonly sendingSnapshot = new Map<NodeId, string | undefined>();
   lead: NodeId = 0n;
   state: StateType = StateType.Follower;
 
@@ -96,6 +96,8 @@ export class RaftDriver {
 
   /** Starts ticking and processing. Resolves once the entries committed before the start are applied. */
   async start(): Promise<void> {
+    // Apply what is committed first: raft does not campaign with conf changes left to apply.
+    await this.drain();
     for (let i = 0; i < this.opts.advanceTicks; i++) this.node.tick();
     // A member that is the only voter need not wait for an election timeout.
     if (this.confState.voters.length === 1 && this.confState.voters[0] === this.id) this.node.campaign();
@@ -244,11 +246,15 @@ export class RaftDriver {
       if (!this.sendingSnapshot.has(m.to)) this.node.reportSnapshot(m.to, SnapshotStatus.Failure);
       return;
     }
-    this.sendingSnapshot.add(m.to);
+    this.sendingSnapshot.set(m.to, undefined);
     const transport = this.transport;
     this.hooks.log('info', 'sending database snapshot', { to: m.to.toString(16), index: m.snapshot?.metadata.index });
     void this.hooks.dumpSnapshot().then(
-      (file) => transport.sendSnapshot(m, file),
+      (file) => {
+        if (this.stopped || !this.sendingSnapshot.has(m.to)) return void rm(file, { force: true });
+        this.sendingSnapshot.set(m.to, file);
+        transport.sendSnapshot(m, file);
+      },
       (err: Error) => {
         this.hooks.log('warn', 'cannot dump a snapshot for a follower', { to: m.to.toString(16), error: err.message });
         this.snapshotSent(m.to, false);
@@ -258,7 +264,9 @@ export class RaftDriver {
 
   /** The transport's onSnapshotStatus. */
   snapshotSent(to: NodeId, ok: boolean): void {
+    const file = this.sendingSnapshot.get(to);
     this.sendingSnapshot.delete(to);
+    if (file) void rm(file, { force: true });
     if (this.stopped) return;
     this.node.reportSnapshot(to, ok ? SnapshotStatus.Finish : SnapshotStatus.Failure);
     this.schedule();
@@ -330,6 +338,8 @@ export class RaftDriver {
     while (this.running) await this.running;
     for (const f of this.receivedSnapshots.values()) await rm(f, { force: true });
     this.receivedSnapshots.clear();
+    for (const f of this.sendingSnapshot.values()) if (f) await rm(f, { force: true });
+    this.sendingSnapshot.clear();
   }
 
   /** True while committed entries wait to be applied (a linearizable read must wait for them too). */

@@ -195,3 +195,36 @@ async function removeStaleSnapshotFiles(cfg: ServerConfig, snapshot: SnapshotMet
 }
 
 export type { HardState };
+
+/**
+ * Makes a data dir whose backend was just restored from a snapshot into a member of a new cluster, as
+ * `etcdctl snapshot restore` does: the old members are dropped from the backend, the log starts with
+ * the new cluster's conf changes (committed), and the consistent index is set to them so that every
+ * key of the snapshot stays as it is and the new members are applied on the first start.
+ */
+export async function initRestoredMember(
+  backend: Backend,
+  walDir: string,
+  opts: { name: string; initialCluster: string; token: string; advertisePeerUrls: string[] },
+): Promise<{ memberId: bigint; clusterId: bigint }> {
+  if (await walExists(walDir)) throw new ClusterConfigError(`wal-dir "${walDir}" exists`);
+  const b = bootstrapMembers(parseInitialCluster(opts.initialCluster), opts.token, opts.name, opts.advertisePeerUrls);
+  for (const bucket of ['members', 'members_removed'] as const) {
+    const keys: Buffer[] = [];
+    await backend.scan(bucket, Buffer.alloc(0), undefined, (k) => void keys.push(k));
+    for (const k of keys) backend.delete(bucket, k);
+  }
+  const n = b.members.length;
+  const ci = Buffer.allocUnsafe(8);
+  ci.writeBigUInt64BE(BigInt(n));
+  backend.put('meta', META_CONSISTENT_INDEX, ci);
+  await backend.commit();
+  const { wal } = await Wal.open({ dir: walDir }, 0, { memberId: b.localId, clusterId: b.clusterId });
+  const boot: Entry[] = b.members.map((m, i) => ({
+    index: i + 1, term: 1, type: EntryType.CONF_CHANGE,
+    data: encodeConfChange({ id: 0n, type: ConfChangeType.ADD_NODE, nodeId: m.id, context: memberContext(m) }),
+  }));
+  await wal.append(boot, { term: 1, vote: 0n, commit: n });
+  await wal.close();
+  return { memberId: b.localId, clusterId: b.clusterId };
+}

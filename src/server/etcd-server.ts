@@ -121,8 +121,6 @@ export class EtcdServer {
   private leaderElectedAt = 0;
   private leaderChanges = 0;
   private lastLeader = 0n;
-  /** Whether this member's own attributes have been applied from the log. */
-  private published = false;
   private publishTimer: NodeJS.Timeout | undefined;
 
   private constructor(
@@ -339,11 +337,17 @@ export class EtcdServer {
 
   private onSoftState(ss: SoftState, term: number): void {
     const wasLeader = this.lessor.primary;
-    if (ss.lead !== 0n && ss.lead !== this.lastLeader) this.leaderChanges++;
+    const previous = this.lastLeader;
+    if (ss.lead !== 0n && ss.lead !== previous) this.leaderChanges++;
     this.lastLeader = ss.lead;
     const isLeader = ss.raftState === StateType.Leader;
     if (ss.lead !== 0n) this.leaderElectedAt = Date.now();
-    this.readIndexer.onLeaderChange();
+    // A read index round in flight when a new leader takes over fails with etcd's "leader changed"
+    // (clients retry it); one sent while there was no leader went nowhere, and is sent again.
+    if (ss.lead !== 0n && ss.lead !== previous) {
+      if (previous !== 0n) this.readIndexer.onLeaderChange();
+      else this.readIndexer.resend();
+    }
     if (isLeader && !wasLeader) {
       // Leases live on through the handover: their remaining TTL plus an election timeout (etcd's Promote).
       this.lessor.promote(this.cfg.electionTimeoutMs);
@@ -661,29 +665,33 @@ export class EtcdServer {
     const seq = this.ids.next();
     const data = encodeInternalRequest(req, this.ids.header(seq));
     if (data.length > this.cfg.maxRequestBytes + 1024) return Promise.reject(Errors.requestTooLarge);
+    if (this.driver.lead === 0n) return this.proposeLater(req, seq, data);
     try {
       this.driver.propose(data);
     } catch (err) {
-      // No leader to take it (or a leader transfer under way): etcd waits for one until its request
-      // timeout; a client's retry does the same here, without holding the request.
+      // No leader to take it (or a leader transfer under way): etcd waits for one until its request timeout.
       if (err === ErrProposalDropped) return this.proposeLater(req, seq, data);
       return Promise.reject(err);
     }
     return new Promise<ApplyResult>((resolve, reject) => this.waiters.add(seq, { req, start: Date.now(), resolve, reject }));
   }
 
-  /** A proposal raft could not take now: retried while a leader appears, until the request timeout. */
+  /**
+   * A proposal raft could not take now (no leader yet, or a leader transfer): proposed again once a
+   * leader is known, until the request timeout, as etcd's proposals wait for a leader.
+   */
   private proposeLater(req: InternalRequest, seq: number, data: Buffer): Promise<ApplyResult> {
     const start = Date.now();
     return new Promise<ApplyResult>((resolve, reject) => {
       const attempt = () => {
         if (this.closed || this.failed) return reject(Errors.stopped);
+        if (Date.now() - start >= this.requestTimeoutMs) return reject(this.timeoutError(start));
+        if (this.driver.lead === 0n) return void setTimeout(attempt, 50);
         try {
           this.driver.propose(data);
           this.waiters.add(seq, { req, start, resolve, reject });
         } catch (err) {
           if (err !== ErrProposalDropped) return reject(err);
-          if (Date.now() - start >= this.requestTimeoutMs) return reject(this.timeoutError(start));
           setTimeout(attempt, 50);
         }
       };
@@ -734,7 +742,6 @@ export class EtcdServer {
     if ('memberAttributes' in req) {
       const a = req.memberAttributes;
       this.membership.setAttributes(a.id, a.name, a.clientUrls);
-      if (a.id === this.memberId) this.published = true;
       w?.resolve({ revision: this.store.currentRev });
       return;
     }
@@ -785,12 +792,12 @@ export class EtcdServer {
   /** Publishes this member's name and client URLs through the log, until it is applied (etcd's publish). */
   private publish(): void {
     if (this.closed || this.failed) return;
+    // Already in the member list as configured (a restart with the same flags): nothing to publish.
     const local = this.membership.local;
-    if (local && local.name === this.cfg.name && sameUrls(local.clientUrls, this.cfg.advertiseClientUrls) && this.published) return;
+    if (local && local.name === this.cfg.name && sameUrls(local.clientUrls, this.cfg.advertiseClientUrls)) return;
     const attrs = { id: this.memberId, name: this.cfg.name, clientUrls: this.cfg.advertiseClientUrls };
     this.propose({ memberAttributes: attrs }).then(
       () => {
-        this.published = true;
         this.log('info', 'published local member to cluster through raft', { 'local-member-id': this.memberId.toString(16), name: attrs.name, 'client-urls': attrs.clientUrls });
       },
       () => {

@@ -91,6 +91,11 @@ export class ReadIndexer {
     }
   }
 
+  /** A leader appeared: send the round in flight again now (it went nowhere while there was none). */
+  resend(): void {
+    if (this.round) this.send(this.round);
+  }
+
   /** The leader changed: the round in flight may never be answered; its reads may retry. */
   onLeaderChange(): void {
     if (this.round) this.finish(this.round, Errors.leaderChanged);

@@ -63,7 +63,9 @@ let nodes: Node[] = [];
 async function startAll(): Promise<Node[]> {
   const starts: [string, () => Promise<RunningServer>][] = [
     ['etcd', () => startEtcd(ETCD_ARGS)],
-    ...ENGINES.map((e): [string, () => Promise<RunningServer>] => [`plinth:${e}`, () => startPlinth({ backend: e })]),
+    // One advertised client URL for all: the members bucket (part of Maintenance.Hash, as etcd's) holds
+    // it, and the engines' hashes are compared with each other.
+    ...ENGINES.map((e): [string, () => Promise<RunningServer>] => [`plinth:${e}`, () => startPlinth({ backend: e, advertiseUrl: 'http://127.0.0.1:2379' })]),
   ];
   const settled = await Promise.allSettled(starts.map(([, start]) => start()));
   const started = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));

@@ -161,6 +161,8 @@ export interface PlinthOptions {
   backend?: 'lmdb' | 'leveldb' | 'memory';
   dataDir?: string; // reuse a data dir (restart tests); a fresh temp dir otherwise
   port?: number;
+  /** The advertised client URL (default: the one it listens on). */
+  advertiseUrl?: string;
   extraArgs?: string[];
 }
 
@@ -180,7 +182,7 @@ async function startPlinthOnce(opts: PlinthOptions): Promise<RunningServer> {
     process.execPath,
     [
       bin, '--name', 'default', '--data-dir', dataDir,
-      '--listen-client-urls', url, '--advertise-client-urls', url,
+      '--listen-client-urls', url, '--advertise-client-urls', opts.advertiseUrl ?? url,
       '--backend', opts.backend ?? 'lmdb', ...(opts.extraArgs ?? []),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },

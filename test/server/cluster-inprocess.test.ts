@@ -53,8 +53,11 @@ async function clusterSpecs(n: number, over: Partial<ServerConfig> = {}): Promis
   });
 }
 
+const logs = new Map<string, string[]>();
 async function start(spec: MemberSpec): Promise<EtcdServer> {
-  const s = await EtcdServer.open(spec.cfg);
+  const lines: string[] = [];
+  logs.set(spec.cfg.name, lines);
+  const s = await EtcdServer.open(spec.cfg, { log: (m) => lines.push(m) });
   servers.add(s);
   return s;
 }
@@ -128,6 +131,9 @@ describe('a cluster in one process', () => {
     for (let i = 0; i < 400; i++) await leader.put(putReq(`snap-${i % 40}`, `v${i}`));
     ms[fi] = await start(specs[fi]);
     expect(await until(() => ms[fi].currentRevision() === leader.currentRevision(), 15_000)).toBe(true);
+    const followerLog = logs.get(specs[fi].cfg.name)!;
+    expect(await until(() => followerLog.some((l) => l.startsWith('applied incoming Raft snapshot')), 5000), 'caught up by a snapshot').toBe(true);
+    expect(logs.get(specs[ms.indexOf(leader)].cfg.name)!.some((l) => l.startsWith('saved snapshot')), 'the leader took snapshots').toBe(true);
     const a = await hashKV(leader.store, 0);
     const b = await hashKV(ms[fi].store, 0);
     expect(b.hash).toBe(a.hash);

@@ -244,8 +244,12 @@ export class ProgressTracker {
   learners = new Set<NodeId>();
   progress = new Map<NodeId, Progress>();
   votes = new Map<NodeId, boolean>();
-  /** Member ids in ascending order, for visiting in etcd's order. */
-  private ids: NodeId[] = [];
+  /**
+   * Member ids in ascending order (etcd's visiting order) and their progress, aligned: the leader
+   * walks these on every proposal, so no map lookup (bigint keys hash slowly) on that path.
+   */
+  ids: NodeId[] = [];
+  prList: Progress[] = [];
   private readonly scratch: number[] = [];
 
   constructor(readonly maxInflight: number) {}
@@ -256,6 +260,7 @@ export class ProgressTracker {
     this.learners = learners;
     this.progress = progress;
     this.ids = [...progress.keys()].sort(compareNodeIds);
+    this.prList = this.ids.map((id) => progress.get(id)!);
   }
 
   confState(): ConfState {
@@ -275,10 +280,8 @@ export class ProgressTracker {
   /** Calls f for each member in ascending id order. */
   visit(f: (id: NodeId, pr: Progress) => void): void {
     const ids = this.ids;
-    for (let i = 0; i < ids.length; i++) {
-      const pr = this.progress.get(ids[i]);
-      if (pr) f(ids[i], pr);
-    }
+    const prs = this.prList;
+    for (let i = 0; i < ids.length; i++) f(ids[i], prs[i]);
   }
 
   /** Whether a quorum of voters was active since the last check. */

@@ -162,7 +162,7 @@ function stepLeaderProposal(r: Raft, m: Message): void {
     throw ErrProposalDropped;
   }
   // Removed from the configuration while leader: no new proposals.
-  if (!r.prs.progress.has(r.id)) throw ErrProposalDropped;
+  if (!r.selfProgress) throw ErrProposalDropped;
   if (r.leadTransferee !== NONE) {
     r.debug?.(`${hex(r.id)} [term ${r.term}] transfer leadership to ${hex(r.leadTransferee)} is in progress; dropping proposal`);
     throw ErrProposalDropped;

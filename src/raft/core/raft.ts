@@ -80,6 +80,8 @@ export class Raft {
   stepFn: StepFn = stepFollower;
   /** Read requests held until this leader has committed an entry in its term. */
   pendingReadIndexMessages: Message[] = [];
+  /** This member's own progress (undefined when it is not in the configuration); set with it. */
+  selfProgress: Progress | undefined = undefined;
   private readonly random: () => number;
   readonly debug?: (msg: string) => void;
   readonly info?: (msg: string) => void;
@@ -150,7 +152,12 @@ export class Raft {
    */
   maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
     const pr = this.prs.progress.get(to);
-    if (!pr || pr.isPaused()) return false;
+    return pr !== undefined && this.maybeSendAppendTo(to, pr, sendIfEmpty);
+  }
+
+  /** maybeSendAppend with the progress at hand (the broadcast path looks nothing up). */
+  maybeSendAppendTo(to: NodeId, pr: Progress, sendIfEmpty: boolean): boolean {
+    if (pr.isPaused()) return false;
 
     const log = this.raftLog;
     const prevIndex = pr.next - 1;
@@ -214,17 +221,12 @@ export class Raft {
     return true;
   }
 
-  /** A heartbeat carries min(follower's match, commit): never a commit index the follower may not have. */
-  sendHeartbeat(to: NodeId, ctx: Buffer | undefined): void {
-    const pr = this.prs.progress.get(to);
-    const commit = Math.min(pr ? pr.match : 0, this.raftLog.committed);
-    this.send(newMessage({ type: MessageType.MsgHeartbeat, to, commit, context: ctx }));
-  }
-
   bcastAppend(): void {
-    this.prs.visit((id) => {
-      if (id !== this.id) this.sendAppend(id);
-    });
+    const { ids, prList } = this.prs;
+    const self = this.selfProgress;
+    for (let i = 0; i < ids.length; i++) {
+      if (prList[i] !== self) this.maybeSendAppendTo(ids[i], prList[i], true);
+    }
   }
 
   bcastHeartbeat(): void {
@@ -233,9 +235,15 @@ export class Raft {
   }
 
   bcastHeartbeatWithCtx(ctx: Buffer | undefined): void {
-    this.prs.visit((id) => {
-      if (id !== this.id) this.sendHeartbeat(id, ctx);
-    });
+    const { ids, prList } = this.prs;
+    const self = this.selfProgress;
+    const committed = this.raftLog.committed;
+    for (let i = 0; i < ids.length; i++) {
+      const pr = prList[i];
+      if (pr === self) continue;
+      // min(follower's match, commit): never a commit index the follower may not have.
+      this.send(newMessage({ type: MessageType.MsgHeartbeat, to: ids[i], commit: Math.min(pr.match, committed), context: ctx }));
+    }
   }
 
   /**
@@ -250,7 +258,7 @@ export class Raft {
   /** The leader's own progress: match is what this member has durably. */
   onOwnLogDurable(): void {
     if (this.state !== StateType.Leader) return;
-    const pr = this.prs.progress.get(this.id);
+    const pr = this.selfProgress;
     if (pr && pr.maybeUpdate(this.raftLog.stableLastIndex()) && this.maybeCommit()) this.onCommitAdvanced();
   }
 
@@ -604,6 +612,7 @@ export class Raft {
    */
   switchToConfig(cfg: TrackerConfig): ConfState {
     this.prs.setConfig(cfg.voters, cfg.learners, cfg.progress);
+    this.selfProgress = cfg.progress.get(this.id);
     this.info?.(`${this.id.toString(16)} switched to configuration voters=(${this.prs.voterNodes().map(String).join(' ')}) learners=(${this.prs.learnerNodes().map(String).join(' ')})`);
     const cs = this.prs.confState();
     const pr = this.prs.progress.get(this.id);
@@ -618,8 +627,8 @@ export class Raft {
       this.onCommitAdvanced();
     } else {
       // Probe new members now, not at the next heartbeat or proposal.
-      this.prs.visit((id) => {
-        if (id !== this.id) this.maybeSendAppend(id, false);
+      this.prs.visit((id, pr) => {
+        if (pr !== this.selfProgress) this.maybeSendAppendTo(id, pr, false);
       });
     }
     // The transfer target was removed: abort the transfer.
