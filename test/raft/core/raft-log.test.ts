@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryStorage } from '../../../src/raft/core/memory-storage';
 import { NO_LIMIT, RaftLog } from '../../../src/raft/core/raft-log';
 import { ErrCompacted, type Entry } from '../../../src/raft/core/types';
-import { entrySize } from '../../../src/raft/core/util';
+import { entrySize, varintSize } from '../../../src/raft/core/util';
 import { ents } from './helpers';
 
 function snapStorage(index: number, term: number): MemoryStorage {
@@ -344,6 +344,19 @@ describe('RaftLog', () => {
     expect(l.slice(half - 1, half + 2, halfSize * 3)).toEqual([e(half - 1), e(half), e(half + 1)]);
     expect(l.slice(half, half + 2, halfSize)).toEqual([e(half)]);
     expect(l.slice(half, half + 2, halfSize * 2)).toEqual([e(half), e(half + 1)]);
+  });
+
+  it('varintSize agrees with the encoding\'s length', () => {
+    const naive = (v: number): number => {
+      let n = 1;
+      for (let x = BigInt(v); x >= 128n; x >>= 7n) n++;
+      return n;
+    };
+    for (let bits = 0; bits <= 53; bits++) {
+      for (const v of [2 ** bits - 1, 2 ** bits, 2 ** bits + 1]) {
+        if (v >= 0 && v <= Number.MAX_SAFE_INTEGER) expect(varintSize(v), `${v}`).toBe(naive(v));
+      }
+    }
   });
 
   it('entrySize is raftpb.Entry.Size()', () => {

@@ -75,6 +75,15 @@ describe.skipIf(REPLAY !== undefined)('raft simulator', () => {
   }, 300_000);
 });
 
+describe.skipIf(REPLAY !== undefined)('raft simulator, the driver\'s policy', () => {
+  // The driver sends all of a leader's Ready messages before its fsync, not just maySendBeforePersist's.
+  it('a leader sending every message of its Ready before persisting keeps the properties', () => {
+    for (const members of [3, 5]) {
+      for (let seed = 1; seed <= 150; seed++) runSeed({ seed, members, steps: STEPS, compactEvery: COMPACT_EVERY, leaderSendsAllEarly: true });
+    }
+  }, 120_000);
+});
+
 describe.runIf(REPLAY !== undefined)('raft simulator replay', () => {
   it(`replays seed ${REPLAY}`, () => {
     const members = Number(process.env.RAFT_SIM_MEMBERS ?? 3);

@@ -29,6 +29,11 @@ export interface SimOptions {
   makeNode?: (cfg: RaftConfig) => RawNode;
   /** Lines of trace kept for a failure report. */
   traceLimit?: number;
+  /**
+   * Model a driver that sends every message of a Ready early when the member is leader (not just
+   * maySendBeforePersist's), to check that policy too.
+   */
+  leaderSendsAllEarly?: boolean;
 }
 
 export interface SimStats {
@@ -315,7 +320,9 @@ export class Simulator {
     this.observeCommit(n);
     const next: Ready = rn.ready();
     if (next.softState) this.log(`${n.id} softState lead=${next.softState.lead} ${stateName(next.softState.raftState)} term=${rn.term}`);
-    this.sendAll(n, next.messages.filter(maySendBeforePersist));
+    const allEarly = this.opts.leaderSendsAllEarly === true && rn.state === StateType.Leader;
+    this.sendAll(n, allEarly ? next.messages : next.messages.filter(maySendBeforePersist));
+    if (allEarly) next.messages = [];
     for (const rs of next.readStates) this.checkReadState(n, rs.index, rs.requestCtx);
     if (next.snapshot) this.installSnapshot(n, next.snapshot.metadata.index, next.snapshot.metadata.term, next.snapshot.metadata.confState);
     for (const e of next.committedEntries) this.apply(n, e);
