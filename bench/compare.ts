@@ -28,15 +28,22 @@
 //   --scaling-sizes a,b   key counts for scaling and list-all (default 0,100000,1000000; quick 0,20000)
 //   --quiet-budget SEC    total time to wait for a quiet machine before runs (default 60, quick 15; 0 = never)
 //   --go-bin PATH, --etcd-bin PATH
+//   --cluster N           N = 3 or 5: N-member clusters of each (etcd's flags, fresh per run, the load
+//                         tool given all N endpoints) for put-100c, range-l-100c, range-s-100c, txn-put;
+//                         writes compare-clusterN.{md,svg,json}. Default 1: single servers, as above
 //   --list                print the workloads and exit
-//   --render              only re-render compare.md / compare.svg from --out-dir's compare.json (no run)
+//   --render              only re-render compare.md / compare.svg (or, with --cluster N, compare-clusterN.*)
+//                         from --out-dir's .json (no run)
 
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { FlagError, type FlagSpecs, parseCommandLine } from './lib/flags';
 import { parseGoOutput, pickSection } from './lib/go-output';
 import { closeAll, connect, unary } from './lib/load';
-import { cpuSnapshot, cpuUse, machineInfo, waitQuiet } from './lib/machine';
+import { clusterRowIds, CLUSTER_ROW_IDS, type ClusterLayout, memberCommand, memberNames, parseClusterSize, resultBaseName, shellLine } from './lib/cluster-cmd';
+import { type ClusterCompareResult, renderClusterMarkdown } from './lib/cluster-report';
+import { type ClusterStartOpts, runOnFreshCluster } from './lib/cluster';
+import { cpuSnapshot, cpuUse, type MachineInfo, machineInfo, waitQuiet } from './lib/machine';
 import { RssSampler, statusKb } from './lib/proc';
 import {
   type CompareResult,
@@ -82,14 +89,15 @@ interface Row {
   section?: RegExp;
   /** false: the tool's latencies mean nothing here (left out of the tables) */
   latency?: boolean;
-  setup?: (s: Server, o: Opts) => Promise<void>;
+  /** run before the load against this endpoint (the server's, or a cluster's first member's) */
+  setup?: (endpoint: string, o: Opts) => Promise<void>;
 }
 
 const RANGE_KEY = '/bench/range-key';
 const VALUE_256 = Buffer.alloc(256, 'v');
 
-async function putOne(s: Server, key: string, value: Buffer): Promise<void> {
-  const [c] = await connect([s.endpoint], 1, 5000);
+async function putOne(endpoint: string, key: string, value: Buffer): Promise<void> {
+  const [c] = await connect([endpoint], 1, 5000);
   try {
     await unary(c, '/etcdserverpb.KV/Put', encodePut(Buffer.from(key), value));
   } finally {
@@ -117,7 +125,7 @@ const ROWS: Row[] = [
     go: true,
     total: { full: 60_000, quick: 15_000 },
     args: (n) => ['--conns=10', '--clients=100', 'range', RANGE_KEY, '--consistency=s', `--total=${n}`],
-    setup: (s) => putOne(s, RANGE_KEY, VALUE_256),
+    setup: (endpoint) => putOne(endpoint, RANGE_KEY, VALUE_256),
   },
   {
     id: 'range-l-100c',
@@ -127,7 +135,7 @@ const ROWS: Row[] = [
     go: true,
     total: { full: 40_000, quick: 10_000 },
     args: (n) => ['--conns=10', '--clients=100', 'range', RANGE_KEY, '--consistency=l', `--total=${n}`],
-    setup: (s) => putOne(s, RANGE_KEY, VALUE_256),
+    setup: (endpoint) => putOne(endpoint, RANGE_KEY, VALUE_256),
   },
   {
     id: 'put-1c',
@@ -183,7 +191,7 @@ const ROWS: Row[] = [
     go: false,
     total: { full: 10_000, quick: 3_000 },
     args: (n) => ['--conns=10', '--clients=100', 'range', '/bench/prefix/', '--prefix', '--limit=100', '--consistency=l', `--total=${n}`],
-    setup: (s, o) => preload(s, o, 1000, '/bench/prefix/').then(() => undefined),
+    setup: (endpoint, o) => preload(endpoint, o, 1000, '/bench/prefix/').then(() => undefined),
   },
   {
     id: 'watch',
@@ -226,6 +234,7 @@ const ROWS: Row[] = [
   },
 ];
 const DEFAULT_ROWS = ROWS.filter((r) => r.target || r.id === 'watch').map((r) => r.id);
+for (const id of CLUSTER_ROW_IDS) if (!ROWS.some((r) => r.id === id)) throw new Error(`cluster row ${id} is not a workload`);
 
 // ---------------------------------------------------------------------------------------------------
 // Options
@@ -242,6 +251,7 @@ const FLAGS: FlagSpecs = {
   'quiet-budget': { type: 'int', default: -1, help: 'seconds to wait for a quiet machine, in all (default 60, quick 15)' },
   'go-bin': { type: 'string', default: DEFAULT_GO_BIN, help: "etcd's Go benchmark tool" },
   'etcd-bin': { type: 'string', default: '/usr/bin/etcd', help: 'etcd binary' },
+  cluster: { type: 'int', default: 1, help: 'members per cluster: 1 (single servers), 3 or 5' },
   list: { type: 'bool', default: false, help: 'list workloads' },
   render: { type: 'bool', default: false, help: 're-render compare.md/svg from the compare.json in --out-dir' },
 };
@@ -260,6 +270,8 @@ interface Opts {
   quiet: { ms: number };
   goBin: string;
   etcdBin: string;
+  /** members per server: 1 = single servers (scaling and list-all run only then) */
+  cluster: number;
   commandLine: string;
 }
 
@@ -282,11 +294,18 @@ function parseOpts(argv: string[]): Opts | undefined {
   const f = p.flags;
   if (p.positionals.length) throw new FlagError(`unexpected argument ${p.positionals[0]}`);
   if (f.help) {
-    process.stdout.write(readFileSync(__filename, 'utf8').split('\n').filter((l) => l.startsWith('//')).slice(0, 40).map((l) => l.slice(3)).join('\n') + '\n');
+    // the header comment (the file's leading // lines) is the help text
+    const lines = readFileSync(__filename, 'utf8').split('\n');
+    const start = Math.max(0, lines.findIndex((l) => l.startsWith('//'))); // after the compiled file's "use strict"
+    const end = lines.findIndex((l, i) => i > start && !l.startsWith('//'));
+    process.stdout.write(lines.slice(start, end < 0 ? lines.length : end).map((l) => l.slice(3)).join('\n') + '\n');
     return undefined;
   }
+  const cluster = parseClusterSize(f.cluster as number);
   if (f.render) {
-    render((f['out-dir'] as string) || join(ROOT, 'bench', 'results'));
+    const outDir = (f['out-dir'] as string) || join(ROOT, 'bench', 'results');
+    if (cluster > 1) renderCluster(outDir, cluster);
+    else render(outDir);
     return undefined;
   }
   if (f.list) {
@@ -303,11 +322,11 @@ function parseOpts(argv: string[]): Opts | undefined {
   }
   if (driver !== 'go' && driver !== 'ts') throw new FlagError('--driver must be go or ts');
   if (driver === 'go' && !existsSync(goBin)) throw new FlagError(`--driver go: ${goBin} not found (build it: bash ../shared/tools/build-etcd-benchmark.sh)`);
-  const wanted = (f.workloads as string[]).length ? (f.workloads as string[]) : ['targets', 'scaling', 'list-all'];
-  const ids = new Set<string>();
+  const wanted = (f.workloads as string[]).length ? (f.workloads as string[]) : cluster > 1 ? ['targets'] : ['targets', 'scaling', 'list-all'];
+  const ids = new Set<string>(cluster > 1 ? clusterRowIds(wanted) : []);
   let scaling = false;
   let listAll = false;
-  for (const w of wanted) {
+  for (const w of cluster > 1 ? [] : wanted) {
     if (w === 'all') {
       ROWS.forEach((r) => ids.add(r.id));
       scaling = listAll = true;
@@ -338,7 +357,8 @@ function parseOpts(argv: string[]): Opts | undefined {
     quick,
     rounds,
     driver,
-    rows: ROWS.filter((r) => ids.has(r.id)),
+    // a cluster run shows its rows in CLUSTER_ROW_IDS' order
+    rows: cluster > 1 ? [...ids].map((id) => ROWS.find((r) => r.id === id)!) : ROWS.filter((r) => ids.has(r.id)),
     scaling,
     listAll,
     baseDir,
@@ -348,6 +368,7 @@ function parseOpts(argv: string[]): Opts | undefined {
     quiet: { ms: ((f['quiet-budget'] as number) >= 0 ? (f['quiet-budget'] as number) : quick ? 15 : 60) * 1000 },
     goBin,
     etcdBin: f['etcd-bin'] as string,
+    cluster,
     commandLine: `npm run bench:compare${all.length ? ` -- ${all.join(' ')}` : ''}`,
   };
 }
@@ -362,15 +383,16 @@ interface LoadOut {
   driverResult?: DriverResult;
 }
 
-async function runLoad(driver: 'go' | 'ts', o: Opts, s: Server, args: string[], timeoutMs: number, section?: RegExp): Promise<LoadOut> {
+/** Runs the load tool against `endpoints` (one server's, or every member of a cluster). */
+async function runLoad(driver: 'go' | 'ts', o: Opts, endpoints: readonly string[], args: string[], timeoutMs: number, section?: RegExp): Promise<LoadOut> {
   if (driver === 'go') {
-    const r = await runChild(o.goBin, [`--endpoints=${s.endpoint}`, '--precise', ...args], timeoutMs);
+    const r = await runChild(o.goBin, [`--endpoints=${endpoints.join(',')}`, '--precise', ...args], timeoutMs);
     if (r.timedOut) throw new Error(`Go tool timed out after ${timeoutMs / 1000} s`);
     const secs = parseGoOutput(r.stdout);
     if (r.code !== 0 && secs.length === 0) throw new Error(`Go tool exited ${r.code ?? r.signal}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`);
     return { section: pickSection(secs, section) };
   }
-  const r = await runChild(process.execPath, ['--max-semi-space-size=32', DRIVER_JS, `--endpoints=${s.endpoint}`, '--json', `--max-time=${Math.round(timeoutMs * 0.8)}ms`, ...args], timeoutMs);
+  const r = await runChild(process.execPath, ['--max-semi-space-size=32', DRIVER_JS, `--endpoints=${endpoints.join(',')}`, '--json', `--max-time=${Math.round(timeoutMs * 0.8)}ms`, ...args], timeoutMs);
   if (r.timedOut) throw new Error(`TS driver timed out after ${timeoutMs / 1000} s`);
   const line = r.stdout.trim().split('\n').pop() ?? '';
   let res: DriverResult;
@@ -408,7 +430,7 @@ const failed = (note: string): RunMetrics => ({ ok: false, note, rps: NaN, p50: 
 async function measured(driver: 'go' | 'ts', o: Opts, s: Server, args: string[], timeoutMs: number, section?: RegExp): Promise<RunMetrics> {
   await waitQuiet(25, o.quiet);
   const a = cpuSnapshot(s.pid);
-  const out = await runLoad(driver, o, s, args, timeoutMs, section);
+  const out = await runLoad(driver, o, [s.endpoint], args, timeoutMs, section);
   const b = cpuSnapshot(s.pid);
   const use = cpuUse(a, b);
   const hwm = statusKb(s.pid, 'VmHWM') / 1024;
@@ -418,9 +440,9 @@ async function measured(driver: 'go' | 'ts', o: Opts, s: Server, args: string[],
   return m;
 }
 
-async function preload(s: Server, o: Opts, n: number, prefix: string): Promise<number> {
+async function preload(endpoint: string, o: Opts, n: number, prefix: string): Promise<number> {
   const t0 = Date.now();
-  const r = await runChild(process.execPath, ['--max-semi-space-size=32', DRIVER_JS, `--endpoints=${s.endpoint}`, '--json', '--conns=4', '--clients=16', 'preload', `--total=${n}`, `--key-prefix=${prefix}`, '--val-size=256', '--txn-ops=128', '--max-time=20m'], 25 * 60_000);
+  const r = await runChild(process.execPath, ['--max-semi-space-size=32', DRIVER_JS, `--endpoints=${endpoint}`, '--json', '--conns=4', '--clients=16', 'preload', `--total=${n}`, `--key-prefix=${prefix}`, '--val-size=256', '--txn-ops=128', '--max-time=20m'], 25 * 60_000);
   const res = JSON.parse(r.stdout.trim().split('\n').pop() || '{}') as DriverResult;
   const sec = res.sections?.[0];
   if (!sec || sec.errors > 0 || sec.count !== Math.ceil(n / 128)) {
@@ -440,7 +462,7 @@ async function runRow(o: Opts, row: Row, kind: Kind): Promise<RunMetrics> {
   let s: Server | undefined;
   try {
     s = await startServer(kind, serverOpts(o));
-    if (row.setup) await row.setup(s, o);
+    if (row.setup) await row.setup(s.endpoint, o);
     return await measured(driver, o, s, row.args(o.quick ? row.total.quick : row.total.full), timeoutFor(o), row.section);
   } catch (e) {
     log(`  ${kind}: FAILED: ${(e as Error).message.split('\n')[0]}`);
@@ -464,8 +486,8 @@ async function runSizePoint(o: Opts, size: number, kind: Kind, scaling: ScalePoi
     const key = size > 0 ? preloadKey(SCALE_PREFIX, Math.floor(size / 2), size) : preloadKey(SCALE_PREFIX, 0, 1);
     if (size > 0) {
       log(`  ${kind}: preloading ${sizeLabel(size)} keys`);
-      point.preloadSec = await preload(s, o, size, SCALE_PREFIX);
-    } else await putOne(s, key, VALUE_256);
+      point.preloadSec = await preload(s.endpoint, o, size, SCALE_PREFIX);
+    } else await putOne(s.endpoint, key, VALUE_256);
     point.rssAfterPreloadMb = statusKb(s.pid, 'VmRSS') / 1024;
     const tmo = timeoutFor(o);
     if (o.scaling) {
@@ -494,7 +516,7 @@ async function runSizePoint(o: Opts, size: number, kind: Kind, scaling: ScalePoi
           lp.restartSec = (Date.now() - r0) / 1000;
           await waitQuiet(25, o.quiet);
           const sampler = new RssSampler(s.pid, 20);
-          const out = await runLoad('ts', o, s, args, 10 * 60_000);
+          const out = await runLoad('ts', o, [s.endpoint], args, 10 * 60_000);
           const rss = sampler.stop();
           const ex = out.driverResult!.extra;
           Object.assign(lp, {
@@ -523,6 +545,128 @@ async function runSizePoint(o: Opts, size: number, kind: Kind, scaling: ScalePoi
     if (s) await stopServer(s);
   }
   if (o.scaling) scaling.push(point);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Clusters (--cluster N)
+
+const HEARTBEAT_MS = 100;
+const ELECTION_MS = 1000;
+
+const clusterStartOpts = (o: Opts): ClusterStartOpts => ({
+  baseDir: o.baseDir,
+  size: o.cluster,
+  etcdBin: o.etcdBin,
+  nodeBin: process.execPath,
+  plinthJs: join(ROOT, 'bin', 'plinth.js'),
+  backend: 'lmdb',
+  heartbeatMs: HEARTBEAT_MS,
+  electionMs: ELECTION_MS,
+});
+
+/** Each member's command line with placeholders for what is fresh per cluster (ports, dir, token). */
+function memberCommandLines(o: Opts, kind: Kind): string[] {
+  const names = memberNames(o.cluster);
+  const layout: ClusterLayout = {
+    kind,
+    names,
+    addrs: names.map((_, i) => ({ client: `C${i + 1}`, peer: `P${i + 1}` })),
+    dataDirs: names.map((n) => `DIR/${n}`),
+    token: 'TOKEN',
+  };
+  return names.map((_, i) => {
+    const c = memberCommand(layout, i, { ...clusterStartOpts(o), nodeBin: 'node', plinthJs: 'bin/plinth.js' });
+    return shellLine(c.cmd, c.args);
+  });
+}
+
+function clusterLoadCommand(row: Row, o: Opts): string {
+  const driver = row.go ? o.driver : 'ts';
+  const eps = memberNames(o.cluster).map((_, i) => `127.0.0.1:C${i + 1}`).join(',');
+  const tool = driver === 'go' ? 'benchmark' : 'node dist/bench/driver.js';
+  return `${tool} --endpoints=${eps}${driver === 'go' ? ' --precise' : ''} ${row.args(o.quick ? row.total.quick : row.total.full).join(' ')}`;
+}
+
+async function runClusterRow(o: Opts, row: Row, kind: Kind, round: number): Promise<RunMetrics> {
+  const driver = row.go ? o.driver : 'ts';
+  return runOnFreshCluster(kind, {
+    start: clusterStartOpts(o),
+    setup: row.setup ? (endpoint) => row.setup!(endpoint, o) : undefined,
+    load: async (endpoints) => {
+      const out = await runLoad(driver, o, endpoints, row.args(o.quick ? row.total.quick : row.total.full), timeoutFor(o), row.section);
+      return { summary: out.section, note: out.driverResult?.extra.complete === false ? 'incomplete (time limit)' : undefined };
+    },
+    quiet: o.quiet,
+    label: `${kind}-${row.id}-round${round}`,
+    log,
+  });
+}
+
+function clusterDriverNote(o: Opts): string {
+  return o.driver === 'go'
+    ? "etcd 3.4's own Go tool (`tools/benchmark`, built by `../shared/tools/build-etcd-benchmark.sh`)"
+    : 'the TS driver (`bench/driver.ts`, etcd tools/benchmark\'s flags), which costs several times the Go tool\'s CPU per request';
+}
+
+function writeClusterOutputs(r: ClusterCompareResult, outDir: string): string {
+  const base = resultBaseName(r.clusterSize);
+  const m = r.machine;
+  writeFileSync(join(outDir, `${base}.md`), `${renderClusterMarkdown(r, `${base}.svg`)}\n`);
+  const sub = `${r.clusterSize}-member clusters; ${m.cores} cores ${m.cpu}, ${r.baseDir.startsWith('/dev/shm') ? 'tmpfs' : 'disk'}, fsync on; ${r.rounds} round(s); ${r.driverNote.startsWith('etcd') ? 'Go tool' : 'TS driver'}; ${m.date.slice(0, 10)}; Plinth ${m.git.split(' ')[0]}`;
+  writeFileSync(join(outDir, `${base}.svg`), ratioSvg(r.rows, sub));
+  return join(outDir, `${base}.md`);
+}
+
+function renderCluster(outDir: string, size: number): void {
+  const file = join(outDir, `${resultBaseName(size)}.json`);
+  const result = JSON.parse(readFileSync(file, 'utf8'), (_k, v) => (v === null ? NaN : v)) as ClusterCompareResult;
+  for (const r of result.rows) r.title = ROWS.find((x) => x.id === r.id)?.title ?? r.title;
+  log(`re-rendered ${writeClusterOutputs(result, outDir)} and its .svg from ${file}`);
+}
+
+async function runClusterCompare(o: Opts, machine: MachineInfo, t0: number): Promise<void> {
+  const n = o.cluster;
+  log(`bench:compare --cluster ${n}: ${o.rows.length} workload(s) × ${o.rounds} round(s), fresh ${n}-member clusters; driver ${o.driver}; data under ${o.baseDir}`);
+  const rows: RowResult[] = o.rows.map((r) => ({
+    id: r.id,
+    title: r.title,
+    metric: r.metric,
+    target: true,
+    driver: r.go ? o.driver : 'ts',
+    command: clusterLoadCommand(r, o),
+    runs: { etcd: [], plinth: [] },
+    latency: r.latency,
+  }));
+  for (let round = 1; round <= o.rounds; round++) {
+    for (let i = 0; i < o.rows.length; i++) {
+      for (const kind of ['etcd', 'plinth'] as const) {
+        const row = o.rows[i];
+        log(`round ${round}/${o.rounds} ${row.id}: ${n}-member ${kind} cluster`);
+        const m = await runClusterRow(o, row, kind, round);
+        rows[i].runs[kind].push(m);
+        if (m.ok) {
+          const per = (m.members ?? []).map((x) => `${x.name}${x.role === 'leader' ? '*' : ''} ${fmt(x.cpuMsPer1k, 0)} ms/1k ${fmt(x.hwmMb, 0)} MB`).join(', ');
+          log(`  ${kind}: ${fmt(m.rps, 0)} req/s, p50 ${fmt(m.p50)} ms, p99 ${fmt(m.p99)} ms, server CPU ${fmt(m.cpuMsPer1k, 0)} ms/1k (${per}), ready in ${fmt((m.cluster?.readyMs ?? NaN) / 1000, 1)} s, others ${fmt(m.othersPct, 0)}%${m.errors ? `, ${m.errors} errors` : ''}`);
+        }
+      }
+    }
+  }
+  const result: ClusterCompareResult = {
+    command: o.commandLine,
+    machine,
+    baseDir: o.baseDir,
+    rounds: o.rounds,
+    quick: o.quick,
+    clusterSize: n,
+    driverNote: clusterDriverNote(o),
+    elapsedSec: (Date.now() - t0) / 1000,
+    rows,
+    memberCommands: { etcd: memberCommandLines(o, 'etcd'), plinth: memberCommandLines(o, 'plinth') },
+  };
+  mkdirSync(o.outDir, { recursive: true });
+  writeFileSync(join(o.outDir, `${resultBaseName(n)}.json`), `${JSON.stringify(result, null, 1)}\n`);
+  log(`wrote ${writeClusterOutputs(result, o.outDir)} (${Math.round(result.elapsedSec)} s)`);
+  process.stdout.write(`${renderClusterMarkdown(result, `${resultBaseName(n)}.svg`)}\n`);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -638,6 +782,15 @@ async function main(): Promise<number> {
   if (!existsSync(o.etcdBin)) throw new Error(`${o.etcdBin} missing: apt-get install -y etcd-server`);
   const t0 = Date.now();
   const machine = machineInfo(o.baseDir, ROOT, o.etcdBin);
+  if (o.cluster > 1) {
+    try {
+      await runClusterCompare(o, machine, t0);
+      return 0;
+    } finally {
+      killAllSync();
+      if (o.ownBaseDir) rmSync(o.baseDir, { recursive: true, force: true });
+    }
+  }
   log(`bench:compare: ${o.rows.length} workload(s) × ${o.rounds} round(s)${o.scaling ? `, scaling ${o.sizes.map(sizeLabel).join('/')}` : ''}${o.listAll ? ', list-all' : ''}; driver ${o.driver}; data under ${o.baseDir}`);
   const rows: RowResult[] = o.rows.map((r) => ({
     id: r.id,

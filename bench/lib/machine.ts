@@ -131,6 +131,42 @@ export function cpuUse(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
   return { serverSec: server / HZ, driverSec: self / HZ, othersPct: others };
 }
 
+/** CPU ticks of several server processes (a cluster's members) at one moment, with the machine's and ours. */
+export interface ClusterCpuSnapshot {
+  busy: number;
+  all: number;
+  /** utime+stime of each member, in the order of the pids given */
+  members: number[];
+  self: number;
+}
+
+export function clusterCpuSnapshot(pids: readonly number[]): ClusterCpuSnapshot {
+  const [busy, all] = machineTicks();
+  const me = procTicks('self');
+  return { busy, all, members: pids.map((p) => procTicks(p).own), self: me.own + me.children };
+}
+
+export interface ClusterCpuUse {
+  /** CPU seconds of each member during the run (NaN for a member that was gone at either end) */
+  memberSec: number[];
+  /** their sum */
+  serverSec: number;
+  driverSec: number;
+  /** % of the machine used by every process but the members, this process and its load tools */
+  othersPct: number;
+}
+
+/** cpuUse for N members: each one's CPU, their sum, and what everybody else used meanwhile. Pure. */
+export function clusterCpuUse(a: ClusterCpuSnapshot, b: ClusterCpuSnapshot): ClusterCpuUse {
+  if (a.members.length !== b.members.length) throw new Error(`${a.members.length} members before, ${b.members.length} after`);
+  const member = a.members.map((t, i) => b.members[i] - t);
+  const servers = member.reduce((x, y) => x + y, 0);
+  const all = b.all - a.all;
+  const self = b.self - a.self;
+  const others = all > 0 && Number.isFinite(servers) ? Math.max(0, ((b.busy - a.busy - servers - self) / all) * 100) : NaN;
+  return { memberSec: member.map((t) => t / HZ), serverSec: servers / HZ, driverSec: self / HZ, othersPct: others };
+}
+
 /**
  * Waits (0.3 s samples) until the machine is less than `maxBusyPct` busy, for at most budget.ms in all;
  * returns how long it waited.

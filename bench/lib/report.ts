@@ -25,6 +25,31 @@ export interface RunMetrics {
   /** server CPU ms per 1000 successful requests */
   cpuMsPer1k: number;
   othersPct: number;
+  /** cluster runs (--cluster N): each member, in name order (hwmMb above is then their sum, cpuMsPer1k the sum's) */
+  members?: MemberRun[];
+  cluster?: ClusterRunInfo;
+}
+
+export interface MemberRun {
+  name: string;
+  /** its role once the run was over */
+  role: 'leader' | 'follower';
+  /** this member's CPU ms per 1000 successful requests */
+  cpuMsPer1k: number;
+  /** VmHWM at the end of the run (fresh cluster per run: the run's peak) and VmRSS then, MB */
+  hwmMb: number;
+  rssMb: number;
+}
+
+export interface ClusterRunInfo {
+  size: number;
+  /** ms from spawning the members to an agreed leader and a linearizable read answered by every member */
+  readyMs: number;
+  /** leader's name and raft term before and after the load (a change means an election under load) */
+  leaderBefore: string;
+  leaderAfter: string;
+  termBefore: number;
+  termAfter: number;
 }
 
 export interface RowResult {

@@ -166,17 +166,17 @@ export async function restartServer(s: Server): Promise<Server> {
   return launch({ ...s, healthTimeoutMs: Math.max(s.healthTimeoutMs, 120_000) });
 }
 
-function safeTail(file: string): string {
+/** The last `lines` lines of a log file ('(no log)' when it cannot be read). */
+export function safeTail(file: string, lines = 15): string {
   try {
-    return readFileSync(file, 'utf8').split('\n').slice(-15).join('\n');
+    return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
   } catch {
     return '(no log)';
   }
 }
 
-/** SIGTERM, then SIGKILL after graceMs; waits for the exit. That PID only. */
-async function stopProcess(s: Server, graceMs = 10_000): Promise<void> {
-  const p = s.proc;
+/** SIGTERM, then SIGKILL after graceMs; waits for the exit and forgets the child. That PID only. */
+export async function stopChild(p: ChildProcess, graceMs = 10_000): Promise<void> {
   if (p.exitCode === null && p.signalCode === null) {
     const exited = new Promise<void>((r) => p.once('exit', () => r()));
     p.kill('SIGTERM');
@@ -184,7 +184,11 @@ async function stopProcess(s: Server, graceMs = 10_000): Promise<void> {
     await exited;
     clearTimeout(t);
   }
-  if (s.pid > 0) live.delete(s.pid);
+  if (p.pid) live.delete(p.pid);
+}
+
+async function stopProcess(s: Server, graceMs = 10_000): Promise<void> {
+  await stopChild(s.proc, graceMs);
 }
 
 /** Stops the server (stopProcess) and removes its data dir. */
