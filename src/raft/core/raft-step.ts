@@ -235,6 +235,10 @@ export function stepCandidate(r: Raft, m: Message): void {
   }
 }
 
+/**
+ * Forwarded messages (proposals, reads, transfer requests) are sent on as new messages from this
+ * member (term stamped by send), as etcd does.
+ */
 export function stepFollower(r: Raft, m: Message): void {
   switch (m.type) {
     case MessageType.MsgProp:
@@ -242,7 +246,7 @@ export function stepFollower(r: Raft, m: Message): void {
         r.info?.(`${hex(r.id)} no leader at term ${r.term}; dropping proposal`);
         throw ErrProposalDropped;
       }
-      r.send({ ...m, to: r.lead });
+      r.send({ ...m, to: r.lead, term: 0 });
       return;
     case MessageType.MsgApp:
       r.electionElapsed = 0;
@@ -264,7 +268,7 @@ export function stepFollower(r: Raft, m: Message): void {
         r.info?.(`${hex(r.id)} no leader at term ${r.term}; dropping leader transfer msg`);
         return;
       }
-      r.send({ ...m, to: r.lead });
+      r.send({ ...m, to: r.lead, term: 0 });
       return;
     case MessageType.MsgTimeoutNow:
       if (r.promotable()) {
@@ -287,7 +291,7 @@ export function stepFollower(r: Raft, m: Message): void {
         r.debug?.(`${hex(r.id)} not leader; dropping index reading msg from ${hex(m.from)}`);
         return;
       }
-      r.send({ ...m, to: r.lead });
+      r.send({ ...m, to: r.lead, term: 0 });
       return;
     case MessageType.MsgReadIndexResp:
       if (m.context === undefined) {

@@ -78,6 +78,10 @@ export class RawNode {
     this.raft.step(newMessage({ type: MessageType.MsgReadIndex, context: ctx }));
   }
 
+  /**
+   * Asks the leader to hand leadership to transferee. Called on a follower, the request is
+   * forwarded as the follower's own (as in etcd): it asks for leadership for itself.
+   */
   transferLeader(transferee: NodeId): void {
     this.raft.step(newMessage({ type: MessageType.MsgTransferLeader, from: transferee }));
   }

@@ -717,6 +717,13 @@ describe('leader transfer', () => {
     checkTransfer(lead, StateType.Follower, 3);
   });
 
+  it('a transfer request forwarded twice (the first follower thought the second led) is forwarded again, not fatal', () => {
+    const { nt, lead } = elected();
+    // 3 forwards to 2 believing it leads; 2 forwards to the real leader: 2 becomes leader.
+    nt.send(msg({ type: MessageType.MsgTransferLeader, from: 3, to: 2, term: lead.term }));
+    checkTransfer(lead, StateType.Follower, 2);
+  });
+
   it('to itself, or to a member that does not exist: nothing happens', () => {
     const { nt, lead } = elected();
     nt.send(msg({ type: MessageType.MsgTransferLeader, from: 1, to: 1 }));

@@ -426,7 +426,6 @@ export class Simulator {
     for (const n of this.nodes) {
       const rn = n.rn;
       if (!rn) continue;
-      const raft = rn.raft;
       // Applied ≤ committed, for raft's cursor and for the state machine.
       if (rn.appliedIndex > rn.commitIndex) this.violation(`member ${n.id}: applied ${rn.appliedIndex} > committed ${rn.commitIndex}`);
       if (n.sm.length - 1 > rn.commitIndex) this.violation(`member ${n.id}: state machine at ${n.sm.length - 1} > committed ${rn.commitIndex}`);
