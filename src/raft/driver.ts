@@ -227,16 +227,12 @@ export class RaftDriver {
   }
 
   private send(msgs: Message[]): void {
-    if (!msgs.length) return;
-    if (!this.transport) return;
-    let out = msgs;
-    for (const m of msgs) {
-      if (m.type === MessageType.MsgSnap) {
-        out = msgs.filter((x) => x.type !== MessageType.MsgSnap);
-        break;
-      }
+    if (!msgs.length || !this.transport) return;
+    const out: Message[] = [];
+    for (const m of coalesce(msgs)) {
+      if (m.type === MessageType.MsgSnap) this.sendSnapshot(m);
+      else out.push(m);
     }
-    for (const m of msgs) if (m.type === MessageType.MsgSnap) this.sendSnapshot(m);
     if (out.length) this.transport.send(out);
   }
 
@@ -347,5 +343,41 @@ export class RaftDriver {
     return this.node.appliedIndex;
   }
 }
+
+/**
+ * Fewer messages for the same effect. A leader makes one MsgApp per proposal per follower; consecutive
+ * appends to one follower in the same term, each starting where the previous ended, become one (the
+ * follower checks the first one's previous entry; raft's in-flight window counts by last index, so one
+ * answer frees them all). Of a batch's append responses to one member only the last is sent, as etcd's
+ * processMessages does (each one acknowledges everything before it).
+ */
+export function coalesce(msgs: Message[]): Message[] {
+  if (msgs.length < 2) return msgs;
+  const out: Message[] = [];
+  const lastApp = new Map<NodeId, number>();
+  const lastResp = new Map<NodeId, number>();
+  for (const m of msgs) {
+    if (m.type === MessageType.MsgApp) {
+      const i = lastApp.get(m.to);
+      const prev = i === undefined ? undefined : out[i];
+      if (prev && prev.term === m.term && prev.entries.length && m.index === prev.index + prev.entries.length && m.logTerm === prev.entries[prev.entries.length - 1].term) {
+        out[i!] = { ...prev, entries: prev.entries.concat(m.entries), commit: Math.max(prev.commit, m.commit) };
+        continue;
+      }
+      lastApp.set(m.to, out.length);
+    } else if (m.type === MessageType.MsgAppResp) {
+      const i = lastResp.get(m.to);
+      if (i !== undefined) out[i] = DROPPED;
+      lastResp.set(m.to, out.length);
+    } else {
+      // Anything else to that member keeps its place between appends.
+      lastApp.delete(m.to);
+    }
+    out.push(m);
+  }
+  return out.filter((m) => m !== DROPPED);
+}
+
+const DROPPED = { type: -1 } as unknown as Message;
 
 export { EntryType };

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startCluster, recordOp, type Cluster, type ClusterClient } from '../helpers/cluster';
 import { EtcdGrpc } from '../helpers/etcd-grpc';
 import { checkLinearizability, HistoryRecorder, type OpInput } from '../helpers/linearizability';
+import { WatchStream } from '../api/watch-client';
 
 // Plinth clusters of 3 and 5 processes on loopback, every peer link through a fault-injecting proxy,
 // under writes on every member while members are killed (-9) and restarted, cut off from the others,
@@ -47,11 +48,12 @@ class Workload {
   private async worker(member: number, id: string): Promise<void> {
     let client: ClusterClient = this.c.client(member, { timeoutMs: 1500 });
     let ops = 0;
+    const running = () => this.c.members[member].state === 'running';
     while (!this.stopped && ops++ < this.maxOps) {
-      if (this.c.members[member].state !== 'running') {
+      if (!running()) {
         // A killed or paused member's client waits; a restarted member gets a fresh channel.
         client.close();
-        while (!this.stopped && this.c.members[member].state !== 'running') await sleep(50);
+        while (!this.stopped && !running()) await sleep(50);
         client = this.c.client(member, { timeoutMs: 1500 });
         continue;
       }
@@ -85,6 +87,61 @@ class Workload {
       await sleep(20);
     }
     return Infinity;
+  }
+}
+
+/**
+ * A watcher of every key the workload writes, on one member, as a client keeps one: when its stream
+ * breaks (the member was killed), it watches again from the revision after the last one it got.
+ */
+class MemberWatcher {
+  /** Revisions of the events received, in arrival order. */
+  readonly revisions: number[] = [];
+  private stream: WatchStream | undefined;
+  private stopped = false;
+  private readonly run: Promise<void>;
+
+  constructor(private readonly c: Cluster, private readonly member: number) {
+    this.run = this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      if (this.c.members[this.member].state !== 'running') {
+        await sleep(50);
+        continue;
+      }
+      const last = this.revisions.length ? this.revisions[this.revisions.length - 1] : 1;
+      const st = (this.stream = new WatchStream(this.c.members[this.member].endpoint));
+      st.create({ key: Buffer.from('k'), range_end: Buffer.from('l'), start_revision: String(last + 1) });
+      let seen = 0;
+      while (!this.stopped && !st.ended && this.c.members[this.member].state === 'running') {
+        for (; seen < st.responses.length; seen++) {
+          for (const e of st.responses[seen].events) this.revisions.push(Number(e.kv!.mod_revision));
+        }
+        await sleep(20);
+      }
+      for (; seen < st.responses.length; seen++) {
+        for (const e of st.responses[seen].events) this.revisions.push(Number(e.kv!.mod_revision));
+      }
+      st.close();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.run;
+  }
+
+  /** Every revision from 2 to rev exactly once and in order (events of one revision arrive together). */
+  check(rev: number): string | undefined {
+    const distinct: number[] = [];
+    for (const r of this.revisions) if (distinct[distinct.length - 1] !== r) distinct.push(r);
+    for (let i = 0; i < distinct.length; i++) {
+      if (distinct[i] !== i + 2) return `member ${this.member}: event revision ${distinct[i]} where ${i + 2} was due (got ${distinct.length} revisions)`;
+    }
+    if (distinct.length !== rev - 1) return `member ${this.member}: events up to ${distinct[distinct.length - 1]}, the store is at ${rev}`;
+    return undefined;
   }
 }
 
@@ -139,6 +196,7 @@ describe.each([3, 5])('a %i-member Plinth cluster under faults', (size) => {
         preVote: size === 5,
       }));
       const w = new Workload(c, size === 3 ? 2 : 1, 2500);
+      const watchers = c.members.map((m) => new MemberWatcher(c, m.index));
       w.start();
       const others = (out: number[]) => c.members.map((m) => m.index).filter((i) => !out.includes(i));
       await sleep(800);
@@ -188,6 +246,12 @@ describe.each([3, 5])('a %i-member Plinth cluster under faults', (size) => {
       await w.stop();
       expect(w.acked.length, 'the workload made progress').toBeGreaterThan(200);
       await checkAgreement(c, w);
+      // Watchers on every member got every revision, in order, across the leader changes.
+      const rev = await converge(c);
+      const watchDeadline = Date.now() + 10_000;
+      while (watchers.some((x) => x.revisions[x.revisions.length - 1] !== rev) && Date.now() < watchDeadline) await sleep(100);
+      await Promise.all(watchers.map((x) => x.stop()));
+      for (const x of watchers) expect(x.check(rev)).toBeUndefined();
     },
     180_000,
   );
