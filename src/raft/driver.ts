@@ -348,34 +348,57 @@ export class RaftDriver {
  * Fewer messages for the same effect. A leader makes one MsgApp per proposal per follower; consecutive
  * appends to one follower in the same term, each starting where the previous ended, become one (the
  * follower checks the first one's previous entry; raft's in-flight window counts by last index, so one
- * answer frees them all). Of a batch's append responses to one member only the last is sent, as etcd's
- * processMessages does (each one acknowledges everything before it).
+ * answer frees them all). A follower forwards one MsgProp per proposal: those to the leader in one batch
+ * become one (a leader appends all of a proposal's entries). Of a batch's append responses to one member
+ * only the last is sent, as etcd's processMessages does (each one acknowledges everything before it).
  */
 export function coalesce(msgs: Message[]): Message[] {
   if (msgs.length < 2) return msgs;
   const out: Message[] = [];
+  // Index in out of the last append / proposal to each member that may still take more entries.
   const lastApp = new Map<NodeId, number>();
+  const lastProp = new Map<NodeId, number>();
   const lastResp = new Map<NodeId, number>();
+  let dropped = false;
   for (const m of msgs) {
     if (m.type === MessageType.MsgApp) {
       const i = lastApp.get(m.to);
       const prev = i === undefined ? undefined : out[i];
       if (prev && prev.term === m.term && prev.entries.length && m.index === prev.index + prev.entries.length && m.logTerm === prev.entries[prev.entries.length - 1].term) {
-        out[i!] = { ...prev, entries: prev.entries.concat(m.entries), commit: Math.max(prev.commit, m.commit) };
+        // The merged message's entries array is our own copy: appending to it is safe.
+        for (const e of m.entries) prev.entries.push(e);
+        if (m.commit > prev.commit) prev.commit = m.commit;
         continue;
       }
       lastApp.set(m.to, out.length);
-    } else if (m.type === MessageType.MsgAppResp) {
+      out.push(m.entries.length ? { ...m, entries: m.entries.slice() } : m);
+      continue;
+    }
+    if (m.type === MessageType.MsgProp) {
+      const i = lastProp.get(m.to);
+      if (i !== undefined && out[i].term === m.term) {
+        for (const e of m.entries) out[i].entries.push(e);
+        continue;
+      }
+      lastProp.set(m.to, out.length);
+      out.push({ ...m, entries: m.entries.slice() });
+      continue;
+    }
+    if (m.type === MessageType.MsgAppResp) {
       const i = lastResp.get(m.to);
-      if (i !== undefined) out[i] = DROPPED;
+      if (i !== undefined) {
+        out[i] = DROPPED;
+        dropped = true;
+      }
       lastResp.set(m.to, out.length);
     } else {
-      // Anything else to that member keeps its place between appends.
+      // Anything else to that member keeps its place between appends and proposals.
       lastApp.delete(m.to);
+      lastProp.delete(m.to);
     }
     out.push(m);
   }
-  return out.filter((m) => m !== DROPPED);
+  return dropped ? out.filter((m) => m !== DROPPED) : out;
 }
 
 const DROPPED = { type: -1 } as unknown as Message;

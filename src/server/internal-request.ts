@@ -1,6 +1,7 @@
 import type { DeleteRangeRequest, PutRequest, TxnRequest } from '../mvcc/types';
 import * as c from '../wire/convert';
-import { encodePutEntry } from '../wire/put-codec';
+import { decodePutRequest, encodePutEntry } from '../wire/put-codec';
+import { ProtoReader } from '../mvcc/key-value';
 import { decodeMessage, encodeMessage } from '../wire/root';
 
 // What goes through the log: one write request, as etcd's InternalRaftRequest on the wire, so the
@@ -29,6 +30,22 @@ const ATTRIBUTES_PATH = /^\/0\/members\/([0-9a-f]{1,16})\/attributes$/;
 
 const TYPE = 'etcdserverpb.InternalRaftRequest';
 
+/** An entry that holds only a header (field 100) and a put (field 4), or undefined for anything else. */
+function decodePutEntry(buf: Buffer): { put: PutRequest } | undefined {
+  const r = new ProtoReader(buf);
+  let put: Buffer | undefined;
+  while (!r.done) {
+    const tag = r.uint();
+    if ((tag & 7) !== 2) return undefined;
+    const field = tag >>> 3;
+    if (field === 100) r.bytes();
+    else if (field === 4 && !put) put = r.bytes();
+    else return undefined;
+    if (r.pos > buf.length) return undefined;
+  }
+  return put ? { put: decodePutRequest(put) } : undefined;
+}
+
 /** The request as an entry: header (with the request ID) first, then the request. */
 export function encodeInternalRequest(r: InternalRequest, header?: Buffer): Buffer {
   if ('put' in r) return encodePutEntry(r.put, header); // by hand: every write goes through here
@@ -55,6 +72,9 @@ function encodeBody(r: Exclude<InternalRequest, { put: PutRequest }>): Buffer {
 }
 
 export function decodeInternalRequest(buf: Buffer): InternalRequest {
+  // Most entries are puts (a header and a PutRequest): read by hand, as they were written.
+  const put = decodePutEntry(buf);
+  if (put) return put;
   const m = decodeMessage(TYPE, buf);
   if (m.put) return { put: c.putRequest(m.put) };
   if (m.deleteRange) return { deleteRange: c.deleteRangeRequest(m.deleteRange) };

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decodeInternalRequest } from '../../src/server/internal-request';
+import { decodeInternalRequest, encodeInternalRequest } from '../../src/server/internal-request';
+import { RequestIdGenerator } from '../../src/server/request-id';
 import * as c from '../../src/wire/convert';
 import { decodePutRequest, encodePutEntry } from '../../src/wire/put-codec';
 import { decodeMessage, encodeMessage } from '../../src/wire/root';
@@ -39,6 +40,25 @@ describe('PutRequest codec', () => {
       expect(decodeInternalRequest(encodePutEntry(r)), `case ${i}`).toEqual({ put: r });
       expect(decodeMessage('etcdserverpb.InternalRaftRequest', encodePutEntry(r)).put).toBeDefined();
     }
+  });
+});
+
+describe('log entries with a request header', () => {
+  it('a put entry with its header decodes by hand as protobufjs decodes it; other entries go to protobufjs', () => {
+    const ids = new RequestIdGenerator(0x8e9e05c52164694dn, Date.now());
+    for (let i = 0; i < 200; i++) {
+      const r = request();
+      const seq = ids.next();
+      const entry = encodeInternalRequest({ put: r }, ids.header(seq));
+      expect(decodeInternalRequest(entry)).toEqual({ put: r });
+      const pb = decodeMessage('etcdserverpb.InternalRaftRequest', entry);
+      expect(BigInt(pb.header.ID)).toBe(RequestIdGenerator.toBigInt({ prefix: ids.prefix, seq }));
+      expect(c.putRequest(pb.put)).toEqual(r);
+    }
+    const del = { deleteRange: { key: Buffer.from('a'), rangeEnd: Buffer.from('b'), prevKv: true } };
+    expect(decodeInternalRequest(encodeInternalRequest(del, ids.header(ids.next())))).toEqual(del);
+    const compaction = { compaction: { revision: 7, physical: true } };
+    expect(decodeInternalRequest(encodeInternalRequest(compaction, ids.header(ids.next())))).toEqual(compaction);
   });
 });
 
