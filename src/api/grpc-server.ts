@@ -8,7 +8,8 @@ import { electionService, lockService } from './lock-election-service';
 import { maintenanceDataService } from './maintenance-data-service';
 import { maintenanceService } from './maintenance-service';
 import { decodePutRequest } from '../wire/put-codec';
-import { GrpcServer, type MethodDefinition } from './h2/grpc-server';
+import { GrpcServer, type MethodDefinition, type ServerCall } from './h2/grpc-server';
+import { Errors } from '../errors';
 import { grpcMethodSeries } from './http/grpc-metrics';
 import { serveClientUrls, type ClientListeners } from './http/listener';
 import { guard, serviceDefinition } from './proto';
@@ -24,7 +25,19 @@ export async function startGrpc(
   // As etcd: messages beyond the request limit plus overhead are refused with gRPC's words; between the
   // two, etcd's own "request is too large".
   const maxRecv = s.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES;
-  const server = new GrpcServer({ maxReceiveMessageBytes: maxRecv, seriesFor: grpcMethodSeries });
+  const leaderWatch = new RequireLeaderStreams(s);
+  const server = new GrpcServer({
+    maxReceiveMessageBytes: maxRecv,
+    seriesFor: grpcMethodSeries,
+    // etcd's interceptors: a client that requires a leader (clientv3.WithRequireLeader) is refused
+    // while there is none, and its streams end once there has been none for a while.
+    admit: (call) => {
+      if (!call.requireLeader) return undefined;
+      if (s.leader === 0n) return { code: Errors.noLeader.code, details: Errors.noLeader.message };
+      leaderWatch.add(call);
+      return undefined;
+    },
+  });
   const add = (pkg: string, svc: string, impl: grpc.UntypedServiceImplementation) =>
     server.addService(serviceDefinition(pkg, svc, maxRecv) as Defs, guard(impl));
   // Put requests are decoded by hand straight into the server's PutRequest (wire/put-codec.ts).
@@ -45,5 +58,41 @@ export async function startGrpc(
 
   // One listener per client URL serves gRPC and HTTP/1.1 (the JSON gateway, /health, /version, /metrics).
   const listeners = await serveClientUrls(s, server, urls);
+  server.onShutdown(() => leaderWatch.stop());
   return { server, ports: listeners.ports, listeners };
+}
+
+/**
+ * etcd's monitorLeader for streams of clients that require a leader: checked every election timeout;
+ * after three checks in a row without a leader, those streams end with "etcdserver: no leader".
+ */
+class RequireLeaderStreams {
+  private readonly calls = new Set<ServerCall>();
+  private timer: NodeJS.Timeout | undefined;
+  private noLeader = 0;
+
+  constructor(private readonly s: EtcdServer) {}
+
+  add(call: ServerCall): void {
+    if (!call.method.def.requestStream && !call.method.def.responseStream) return;
+    this.calls.add(call);
+    call.once('close', () => this.calls.delete(call));
+    this.timer ??= setInterval(() => this.check(), this.s.cfg.electionTimeoutMs);
+    this.timer.unref();
+  }
+
+  private check(): void {
+    this.noLeader = this.s.leader === 0n ? this.noLeader + 1 : 0;
+    if (this.noLeader >= 3) {
+      const ended = [...this.calls];
+      this.calls.clear();
+      for (const c of ended) c.emit('error', { code: Errors.noLeader.code, details: Errors.noLeader.message });
+    }
+    if (this.calls.size === 0) this.stop();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
 }

@@ -87,11 +87,14 @@ export class EtcdGrpc {
     });
   }
 
-  call<T>(service: 'kv' | 'maintenance', method: string, req: unknown, timeoutMs: number): Promise<T> {
+  /** A unary call; with requireLeader, the metadata clientv3.WithRequireLeader adds ("hasleader"). */
+  call<T>(service: 'kv' | 'maintenance', method: string, req: unknown, timeoutMs: number, opts: { requireLeader?: boolean } = {}): Promise<T> {
     const client = service === 'kv' ? this.kv : this.maintenance;
     const fn = (client as unknown as Record<string, Unary>)[method].bind(client);
+    const md = new grpc.Metadata();
+    if (opts.requireLeader) md.set('hasleader', 'true');
     return new Promise<T>((res, rej) => {
-      fn(req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, out) => (err ? rej(err) : res(out as T)));
+      fn(req, md, { deadline: Date.now() + timeoutMs }, (err, out) => (err ? rej(err) : res(out as T)));
     });
   }
 

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type Cluster } from '../helpers/cluster';
+import { EtcdGrpc } from '../helpers/etcd-grpc';
 import { ETCD_AVAILABLE, ETCDCTL_AVAILABLE } from '../helpers/servers';
 
 // What clients see of a 3-member cluster, the same on real etcd 3.4 and on Plinth: etcdctl's member
@@ -113,6 +114,17 @@ describe.skipIf(!ETCDCTL_AVAILABLE).each(kinds)('clients of a 3-member %s cluste
       expect((await httpGet(`${c.members[f].clientUrl}/health`)).status).toBe(503);
       // The majority is fine.
       expect((await httpGet(`${c.members[(f + 1) % 3].clientUrl}/health`)).body).toBe('{"health":"true"}');
+      // A client that requires a leader (clientv3.WithRequireLeader) is refused by the cut-off member, as
+      // etcd's interceptor refuses it; its watch (etcdctl watch requires a leader) ends likewise.
+      const g = new EtcdGrpc(c.members[f].endpoint);
+      try {
+        const refused = await g.call('kv', 'Range', { key: Buffer.from('x') }, 3000, { requireLeader: true }).then(() => undefined, (e) => e);
+        expect(refused).toMatchObject({ code: 14, details: 'etcdserver: no leader' });
+      } finally {
+        g.close();
+      }
+      const watch = await ctl(f, ['watch', 'x']);
+      expect(watch.stderr).toContain('etcdserver: no leader');
     } finally {
       c.heal(f);
     }

@@ -60,6 +60,8 @@ export interface RequestHeaders {
   path: string;
   contentType: string;
   encoding: string;
+  /** etcd's "hasleader" metadata (clientv3.WithRequireLeader): answer only while a leader is known. */
+  requireLeader: boolean;
 }
 
 export interface StreamAcceptor {
@@ -324,6 +326,7 @@ export class H2Connection {
   private hPath = '';
   private hType = '';
   private hEncoding = '';
+  private hRequireLeader = false;
 
   constructor(
     readonly socket: net.Socket,
@@ -570,6 +573,7 @@ export class H2Connection {
 
   private onHeaderBlock(id: number, block: Buffer, endStream: boolean): void {
     this.hPath = this.hType = this.hEncoding = '';
+    this.hRequireLeader = false;
     try {
       this.decoder.decode(block, this.onHeader);
     } catch (err) {
@@ -590,7 +594,7 @@ export class H2Connection {
     if (this.goingAway) return this.rst(id, H2_REFUSED_STREAM);
     const s = new H2Stream(this, id);
     this.streams.set(id, s);
-    this.acceptor.onStream(s, { path: this.hPath, contentType: this.hType, encoding: this.hEncoding });
+    this.acceptor.onStream(s, { path: this.hPath, contentType: this.hType, encoding: this.hEncoding, requireLeader: this.hRequireLeader });
     if (endStream) s.halfClose();
   }
 
@@ -598,5 +602,6 @@ export class H2Connection {
     if (name === ':path') this.hPath = value;
     else if (name === 'content-type') this.hType = value;
     else if (name === 'grpc-encoding') this.hEncoding = value;
+    else if (name === 'hasleader') this.hRequireLeader = value === 'true';
   };
 }

@@ -31,7 +31,7 @@ export interface MethodSeries {
   handled: { v: number }[];
 }
 
-interface Method {
+export interface Method {
   def: MethodDefinition;
   handler: ((call: ServerCall, cb?: (err: unknown, value?: unknown) => void) => void) | undefined;
   series: MethodSeries | undefined;
@@ -75,13 +75,17 @@ function statusOf(err: unknown): Status {
 export class ServerCall extends EventEmitter implements StreamListener {
   request: any = undefined;
   cancelled = false;
+  /** The client asked to be answered only while the cluster has a leader (etcd's "hasleader" metadata). */
+  requireLeader = false;
+  /** The server's admission check (GrpcServerOptions.admit). */
+  admit: ((call: ServerCall) => Status | undefined) | undefined;
   private finished = false;
   private wantDrain = false;
   private received = false;
 
   constructor(
     private readonly stream: H2Stream,
-    private readonly method: Method,
+    readonly method: Method,
     private readonly encoding: string,
   ) {
     super();
@@ -197,6 +201,8 @@ export class ServerCall extends EventEmitter implements StreamListener {
 
   /** Runs the handler (at once for client/bidi streams, after the request for the others). */
   start(): void {
+    const refused = this.admit?.(this);
+    if (refused) return this.sendStatus(refused);
     const h = this.method.handler!;
     try {
       if (this.method.def.responseStream || this.method.def.requestStream) h(this);
@@ -212,6 +218,8 @@ export interface GrpcServerOptions {
   maxReceiveMessageBytes: number;
   /** Counters per method, looked up once when a service is added. */
   seriesFor?: (def: MethodDefinition) => MethodSeries;
+  /** Runs before a call's handler: a status to refuse the call with (etcd's interceptors), or undefined. */
+  admit?: (call: ServerCall) => Status | undefined;
 }
 
 /** The gRPC server: services added as grpc-js service definitions, connections handed over by the listener. */
@@ -263,12 +271,26 @@ export class GrpcServer implements StreamAcceptor {
     }
     if (method.series) method.series.started.v++;
     const call = new ServerCall(stream, method, headers.encoding);
+    call.requireLeader = headers.requireLeader;
+    call.admit = this.opts.admit;
     stream.listener = call;
     if (method.def.requestStream) call.start();
   }
 
+  private readonly shutdownHooks: (() => void)[] = [];
+
+  /** Called once when the server starts shutting down. */
+  onShutdown(fn: () => void): void {
+    this.shutdownHooks.push(fn);
+  }
+
+  private runShutdownHooks(): void {
+    for (const fn of this.shutdownHooks.splice(0)) fn();
+  }
+
   /** Graceful stop: GOAWAY on every connection; cb once they have all closed. */
   tryShutdown(cb: () => void): void {
+    this.runShutdownHooks();
     this.shuttingDown = true;
     if (this.conns.size === 0) return cb();
     this.onIdle = cb;
@@ -276,6 +298,7 @@ export class GrpcServer implements StreamAcceptor {
   }
 
   forceShutdown(): void {
+    this.runShutdownHooks();
     this.shuttingDown = true;
     for (const c of [...this.conns]) c.destroy();
   }
