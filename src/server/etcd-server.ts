@@ -126,7 +126,11 @@ export class EtcdServer {
 
   static async open(cfg: ServerConfig, hooks: ServerHooks = {}): Promise<EtcdServer> {
     const log = hooks.log ?? (() => {});
-    const backend = await openBackend(cfg.backend, { dir: join(cfg.dataDir, 'member', 'snap'), noSync: cfg.unsafeNoFsync });
+    const backend = await openBackend(cfg.backend, {
+      dir: join(cfg.dataDir, 'member', 'snap'),
+      noSync: cfg.unsafeNoFsync,
+      bolt: { freelistType: cfg.backendBboltFreelistType, freelistSync: cfg.backendBboltFreelistSync },
+    });
     const lessor = await Lessor.open(backend);
     const fieldLog = (msg: string, fields: Record<string, unknown>) => log(`${msg} ${JSON.stringify(fields)}`);
     const store = await KVStore.open(backend, {

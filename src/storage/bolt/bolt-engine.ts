@@ -1,7 +1,7 @@
 import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BUCKETS, type Bucket as BucketName, type Engine, type EngineOptions, type WriteOp } from '../engine';
-import { entryFromEtcd, entryToEtcd, ETCD_BUCKETS, alarmKeyToEtcd, leaseFromEtcd } from '../etcd-layout';
+import { ETCD_BUCKETS } from '../etcd-layout';
 import type { Bucket } from './bucket';
 import { BoltDb, type BoltOptions } from './db';
 import type { Tx } from './tx';
@@ -12,8 +12,8 @@ const DEFRAG_FILL = 0.9;
 
 /**
  * Plinth's paged engine: one bbolt-format file, `<dir>/db` — etcd's own `member/snap/db` — with etcd
- * 3.4's buckets and encodings, so the file is an etcd backend (see etcd-layout.ts for the two buckets
- * whose records are converted on the way in and out).
+ * 3.4's buckets. Records are stored as the layers above write them (as every engine does); those are
+ * etcd's bytes except the lease and alarm records, which bbolt-format snapshots convert (etcd-layout.ts).
  */
 export class BoltEngine implements Engine {
   readonly kind = 'bolt' as const;
@@ -76,11 +76,9 @@ export class BoltEngine implements Engine {
   get(bucket: BucketName, key: Buffer): Buffer | undefined {
     const b = this.bucket(bucket);
     if (!b) return undefined;
-    if (bucket === 'alarm') return b.get(alarmKeyToEtcd(key)) ? Buffer.alloc(0) : undefined;
     const v = b.get(key);
-    if (v === undefined) return undefined;
     // A copy: the page's memory is the engine's.
-    return bucket === 'lease' ? leaseFromEtcd(v).value : Buffer.from(v);
+    return v === undefined ? undefined : Buffer.from(v);
   }
 
   async write(ops: readonly WriteOp[]): Promise<void> {
@@ -91,11 +89,8 @@ export class BoltEngine implements Engine {
       for (const op of ops) {
         let b = buckets.get(op.bucket);
         if (!b) buckets.set(op.bucket, (b = tx.createBucketIfNotExists(Buffer.from(op.bucket))));
-        if (op.value === undefined) b.delete(entryToEtcd(op.bucket, op.key, Buffer.alloc(op.bucket === 'lease' ? 16 : 0))[0]);
-        else {
-          const [k, v] = entryToEtcd(op.bucket, op.key, op.value);
-          b.put(k, v);
-        }
+        if (op.value === undefined) b.delete(op.key);
+        else b.put(op.key, op.value);
       }
     } catch (err) {
       tx.rollback();
@@ -111,18 +106,6 @@ export class BoltEngine implements Engine {
   async scan(bucket: BucketName, start: Buffer, end: Buffer | undefined, visit: (k: Buffer, v: Buffer) => boolean | void): Promise<void> {
     const b = this.bucket(bucket);
     if (!b) return;
-    if (bucket === 'alarm' || bucket === 'lease') {
-      // Converted records: gather, convert, order as Plinth's keys order.
-      const all: [Buffer, Buffer][] = [];
-      b.forEach((k, v) => void (v !== undefined && all.push(entryFromEtcd(bucket, Buffer.from(k), Buffer.from(v)))));
-      all.sort((x, y) => Buffer.compare(x[0], y[0]));
-      for (const [k, v] of all) {
-        if (Buffer.compare(k, start) < 0) continue;
-        if (end !== undefined && Buffer.compare(k, end) >= 0) break;
-        if (visit(k, v) === false) return;
-      }
-      return;
-    }
     const c = b.cursor();
     // The page memory is immutable (a reused page id gets a new buffer), so views are safe to hand out.
     for (let e = c.seek(start); e; e = c.next()) {
