@@ -192,7 +192,8 @@ export class Bucket {
   }
 
   rebalance(): void {
-    for (const n of [...this.nodes!.values()]) n.rebalance();
+    // Live iteration, as Go's range over a map: a node merged away (deleted) meanwhile is not visited.
+    for (const n of this.nodes!.values()) n.rebalance();
     for (const child of this.buckets!.values()) child.rebalance();
   }
 

@@ -22,7 +22,14 @@ export interface BoltOptions {
   freelistType?: FreelistType;
   /** For a new file; an existing file keeps its own. */
   pageSize?: number;
+  /**
+   * Fault injection for tests: called before each write of a commit; a number n makes only the first n
+   * bytes of that write reach the file, then the write fails as if the machine stopped there.
+   */
+  faults?: (write: { kind: 'pages' | 'meta'; bytes: number }) => number | undefined;
 }
+
+export class SimulatedCrash extends Error {}
 
 /** bbolt's DefaultAllocSize: how far the file grows past 16 MiB at a time. */
 const ALLOC_SIZE = 16 * 1024 * 1024;
@@ -52,6 +59,7 @@ export class BoltDb {
   private writeLock: Promise<void> = Promise.resolve();
   private fileSize = 0;
   private closed = false;
+  private readonly faults: BoltOptions['faults'];
   /** Time spent releasing pending pages at the start of the last write transaction. */
   lastReleaseNs = 0;
 
@@ -63,6 +71,7 @@ export class BoltDb {
     this.noFreelistSync = opts.noFreelistSync ?? false;
     this.freelist = Freelist.create(opts.freelistType ?? 'array');
     this.freelist.onReleased = (ids) => this.evict(ids);
+    this.faults = opts.faults;
     if (opts.pageSize) this.pageSize = opts.pageSize;
   }
 
@@ -292,7 +301,7 @@ export class BoltDb {
         i++;
       }
       let pos = start * ps;
-      let rest = bufs;
+      let rest = await this.injectFault('pages', bufs, pos);
       // writev may write less than asked: go on from where it stopped.
       while (rest.length) {
         const want = rest.reduce((n, b) => n + b.length, 0);
@@ -306,7 +315,25 @@ export class BoltDb {
 
   async writeMeta(meta: Meta): Promise<void> {
     const page = encodeMetaPage(meta, this.pageSize);
-    await this.fh.write(page, 0, page.length, (meta.txid % 2) * this.pageSize);
+    const [buf] = await this.injectFault('meta', [page], (meta.txid % 2) * this.pageSize);
+    await this.fh.write(buf, 0, buf.length, (meta.txid % 2) * this.pageSize);
+  }
+
+  /** With a fault hook that asks for it: writes a prefix of bufs at pos and throws SimulatedCrash. */
+  private async injectFault(kind: 'pages' | 'meta', bufs: Buffer[], pos: number): Promise<Buffer[]> {
+    if (!this.faults) return bufs;
+    const bytes = bufs.reduce((n, b) => n + b.length, 0);
+    const n = this.faults({ kind, bytes });
+    if (n === undefined) return bufs;
+    const prefix = Buffer.concat(bufs).subarray(0, Math.min(n, bytes));
+    if (prefix.length) await this.fh.write(prefix, 0, prefix.length, pos);
+    throw new SimulatedCrash(`simulated crash after ${prefix.length} of ${bytes} bytes of a ${kind} write`);
+  }
+
+  /** Closes the file without anything else (a test's stand-in for the process dying). */
+  async abandon(): Promise<void> {
+    this.closed = true;
+    await this.fh.close().catch(() => {});
   }
 
   sync(): Promise<void> {
@@ -406,8 +433,8 @@ export class BoltDb {
     if (this.closed) return;
     this.closed = true;
     await this.writeLock;
+    // The page cache stays: a read transaction still open (a snapshot being sent) can finish.
     await this.fh.close();
-    this.cache.clear();
   }
 
   private assertOpen(): void {
