@@ -335,7 +335,7 @@ export class EtcdServer {
   async snapshot(): Promise<SnapshotData> {
     this.assertServing();
     if (this.gate) await this.gate;
-    return takeSnapshot(this.backend);
+    return takeSnapshot(this.backend, join(this.cfg.dataDir, 'member', 'snap'));
   }
 
   /** Waits out a defragment, for callers that read the engine directly (status). */

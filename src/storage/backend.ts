@@ -161,6 +161,14 @@ export class Backend {
     });
   }
 
+  /**
+   * Runs fn with everything committed and commits held back: fn may read the engine in as many async
+   * steps as it likes and sees one state (snapshots that are written out in bounded batches).
+   */
+  whileCommitsHeld<T>(fn: () => Promise<T>): Promise<T> {
+    return this.exclusive(fn);
+  }
+
   /** Visits every bucket's committed entries, all from one consistent state (for snapshots). */
   dump(visit: (bucket: Bucket, key: Buffer, value: Buffer) => void): Promise<void> {
     return this.exclusive(async () => {

@@ -88,16 +88,23 @@ export function alarmKeyFromEtcd(key: Buffer): Buffer {
   return out;
 }
 
-/** Plinth's entry as etcd stores it (the key and value to write into etcd's bucket). */
+/**
+ * Plinth's entry as etcd stores it (the key and value to write into etcd's bucket). Records that do not
+ * have Plinth's shape are written as they are.
+ */
 export function entryToEtcd(bucket: Bucket, key: Buffer, value: Buffer): [Buffer, Buffer] {
-  if (bucket === 'lease') return [key, leaseToEtcd(key, value)];
-  if (bucket === 'alarm') return [alarmKeyToEtcd(key), value];
+  if (bucket === 'lease' && key.length === 8 && value.length === 16) return [key, leaseToEtcd(key, value)];
+  if (bucket === 'alarm' && key.length === 9) return [alarmKeyToEtcd(key), value];
   return [key, value];
 }
 
-/** etcd's entry as Plinth's layers read it. */
+/** etcd's entry as Plinth's layers read it; a record that is not etcd's protobuf is kept as it is. */
 export function entryFromEtcd(bucket: Bucket, key: Buffer, value: Buffer): [Buffer, Buffer] {
-  if (bucket === 'lease') return [key, leaseFromEtcd(value).value];
-  if (bucket === 'alarm') return [alarmKeyFromEtcd(key), value];
+  try {
+    if (bucket === 'lease' && key.length === 8) return [key, leaseFromEtcd(value).value];
+    if (bucket === 'alarm') return [alarmKeyFromEtcd(key), value];
+  } catch {
+    // not etcd's encoding
+  }
   return [key, value];
 }

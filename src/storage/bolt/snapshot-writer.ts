@@ -1,0 +1,116 @@
+// Snapshots in etcd's format, from any engine: a bbolt file with etcd 3.4's buckets, so that
+// `etcdctl snapshot status` reads it and `etcdctl snapshot restore` makes a data dir etcd serves.
+// The backend's state is copied through the Engine API in batches (bounded memory: one batch of
+// records and the bolt engine's pages of the file being written), converted to etcd's encodings
+// where Plinth's differ (etcd-layout.ts).
+import { rm } from 'node:fs/promises';
+import type { Backend } from '../backend';
+import { BUCKETS, type Bucket as BucketName } from '../engine';
+import { entryFromEtcd, entryToEtcd, ETCD_BUCKETS } from '../etcd-layout';
+import { BoltDb } from './db';
+
+/** Records per write transaction of the snapshot file, and per scan of the source. */
+const BATCH = 10_000;
+/** As etcd's defrag, pages of a sequentially written file are filled to 90%. */
+const FILL = 0.9;
+
+export interface BoltSnapshotInfo {
+  /** Bytes of the bbolt file (its high-water mark: the file is cut there). */
+  size: number;
+  /** Records written, all buckets. */
+  entries: number;
+}
+
+/**
+ * Writes the backend's committed state (one consistent state: commits wait meanwhile, applies go on
+ * into the backend's buffer) as a bbolt file at path.
+ */
+export async function writeBoltSnapshot(backend: Backend, path: string): Promise<BoltSnapshotInfo> {
+  await rm(path, { force: true });
+  const out = await BoltDb.open(path, { noSync: true });
+  let entries = 0;
+  try {
+    await backend.whileCommitsHeld(async () => {
+      let tx = await out.beginWrite();
+      for (const name of ETCD_BUCKETS) tx.createBucketIfNotExists(Buffer.from(name));
+      let inTx = 0;
+      for (const bucket of BUCKETS) {
+        let start = Buffer.alloc(0);
+        for (;;) {
+          const batch: [Buffer, Buffer][] = [];
+          await backend.engine.scan(bucket, start, undefined, (k, v) => {
+            batch.push([Buffer.from(k), Buffer.from(v)]);
+            return batch.length < BATCH;
+          });
+          const b = tx.createBucketIfNotExists(Buffer.from(bucket));
+          b.fillPercent = FILL;
+          for (const [k, v] of batch) {
+            const [ek, ev] = entryToEtcd(bucket, k, v);
+            b.put(ek, ev);
+          }
+          entries += batch.length;
+          inTx += batch.length;
+          if (inTx >= BATCH) {
+            await tx.commit();
+            tx = await out.beginWrite();
+            inTx = 0;
+          }
+          if (batch.length < BATCH) break;
+          // Next batch: from just after the last key.
+          start = Buffer.concat([batch[batch.length - 1][0], Buffer.from([0])]);
+        }
+      }
+      await tx.commit();
+    });
+    await out.sync();
+    const size = out.size();
+    await out.close();
+    return { size, entries };
+  } catch (err) {
+    await out.close().catch(() => {});
+    await rm(path, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * Reads a bbolt file with etcd's buckets (a snapshot from etcd or Plinth, or etcd's member/snap/db) and
+ * gives its records in Plinth's encodings, bucket by bucket, in batches. Buckets Plinth does not keep
+ * (cluster) and the old cluster's membership (members, members_removed: a restored member takes its
+ * membership from its flags, as etcdctl snapshot restore drops them) are left out.
+ */
+export async function readBoltSnapshot(
+  path: string,
+  onBatch: (bucket: BucketName, records: [Buffer, Buffer][]) => Promise<void>,
+): Promise<{ entries: number }> {
+  const db = await BoltDb.open(path, { readOnly: true });
+  let entries = 0;
+  try {
+    const tx = db.beginRead();
+    try {
+      for (const bucket of BUCKETS) {
+        if (bucket === 'members' || bucket === 'members_removed') continue;
+        const b = tx.bucket(Buffer.from(bucket));
+        if (!b) continue;
+        let batch: [Buffer, Buffer][] = [];
+        const c = b.cursor();
+        for (let e = c.first(); e; e = c.next()) {
+          if (e.value === undefined) continue; // etcd keeps no nested buckets
+          batch.push(entryFromEtcd(bucket, Buffer.from(e.key), Buffer.from(e.value)));
+          if (batch.length >= BATCH) {
+            entries += batch.length;
+            await onBatch(bucket, batch);
+            batch = [];
+          }
+        }
+        entries += batch.length;
+        if (batch.length) await onBatch(bucket, batch);
+      }
+    } finally {
+      tx.close();
+    }
+  } finally {
+    await db.close();
+  }
+  return { entries };
+}
