@@ -61,9 +61,10 @@ export async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
-const SNAPSHOT_USAGE = `Usage: plinth snapshot restore FILE --data-dir DIR [--backend lmdb|leveldb|memory] [--skip-hash-check]
+const SNAPSHOT_USAGE = `Usage: plinth snapshot restore FILE --data-dir DIR [--backend lmdb|leveldb|bolt] [--skip-hash-check]
 
-Turns a snapshot taken with 'etcdctl snapshot save' from a Plinth member into a new data dir.
+Turns a snapshot taken with 'etcdctl snapshot save' from a Plinth member or from real etcd (a bbolt file,
+or Plinth's earlier format) into a new data dir.
 Start a member on it with: plinth --data-dir DIR --backend <same or another engine>`;
 
 async function snapshotCommand(argv: string[]): Promise<void> {
@@ -95,7 +96,7 @@ async function snapshotCommand(argv: string[]): Promise<void> {
   }
   if (!file) fail('no snapshot file given');
   if (!dataDir) fail('--data-dir is required');
-  if (backend === 'memory') fail('the memory engine keeps nothing on disk: restore onto lmdb or leveldb');
+  if (backend === 'memory') fail('the memory engine keeps nothing on disk: restore onto lmdb, leveldb or bolt');
   try {
     const { entries } = await restoreSnapshot(file!, dataDir!, backend, { skipHashCheck });
     process.stderr.write(`restored snapshot ${file} into ${dataDir} (${backend}, ${entries} entries)\n`);

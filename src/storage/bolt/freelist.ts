@@ -200,23 +200,38 @@ export abstract class Freelist {
   }
 }
 
-/** bbolt's array freelist: sorted ids; allocation scans for a contiguous run (O(free pages)). */
+/**
+ * bbolt's array freelist: sorted ids; allocation scans for a contiguous run (O(free pages)). The ids live
+ * in a Float64Array window (off, len), as Go's slice does, so taking ids off the front is O(1) as in
+ * bbolt (`f.ids = f.ids[i+1:]`), removing from the middle is one memmove (`copy`), and a release merges
+ * in one pass of block copies (mergepgids), so each costs what it costs bbolt.
+ */
 export class ArrayFreelist extends Freelist {
   readonly type = 'array' as const;
-  ids: number[] = [];
+  private buf = new Float64Array(0);
+  private off = 0;
+  private len = 0;
+
+  /** The free ids as a view (no copy). */
+  get ids(): Float64Array {
+    return this.buf.subarray(this.off, this.off + this.len);
+  }
 
   allocate(txid: number, n: number): number {
-    const ids = this.ids;
-    if (ids.length === 0) return 0;
+    if (this.len === 0) return 0;
+    const buf = this.buf;
+    const end = this.off + this.len;
     let initial = 0;
     let previd = 0;
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i];
+    for (let i = this.off; i < end; i++) {
+      const id = buf[i];
       if (id <= 1) throw new Error(`invalid page allocation: ${id}`);
       if (previd === 0 || id - previd !== 1) initial = id;
       if (id - initial + 1 === n) {
-        if (i + 1 === n) this.ids = ids.slice(i + 1);
-        else ids.splice(i - n + 1, n);
+        const rel = i - this.off;
+        if (rel + 1 === n) this.off += n; // off the front: re-slice
+        else buf.copyWithin(i - n + 1, i + 1, end); // from the middle: one memmove
+        this.len -= n;
         for (let j = 0; j < n; j++) this.cache.delete(initial + j);
         this.allocs.set(initial, txid);
         return initial;
@@ -227,20 +242,44 @@ export class ArrayFreelist extends Freelist {
   }
 
   freeCount(): number {
-    return this.ids.length;
+    return this.len;
   }
 
   mergeSpans(ids: number[]): void {
+    if (ids.length === 0) return;
     ids.sort(numeric);
-    this.ids = mergeSorted(this.ids, ids);
+    const a = this.ids;
+    const out = new Float64Array(a.length + ids.length);
+    // bbolt's mergepgids: copy the run of the long list before each id in one block.
+    let pos = 0;
+    let from = 0;
+    for (const id of ids) {
+      let lo = from;
+      let hi = a.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (a[mid] <= id) lo = mid + 1;
+        else hi = mid;
+      }
+      out.set(a.subarray(from, lo), pos);
+      pos += lo - from;
+      from = lo;
+      out[pos++] = id;
+    }
+    out.set(a.subarray(from), pos);
+    this.buf = out;
+    this.off = 0;
+    this.len = out.length;
   }
 
   getFreePageIds(): number[] {
-    return this.ids;
+    return Array.from(this.ids);
   }
 
   readIds(ids: number[]): void {
-    this.ids = ids;
+    this.buf = Float64Array.from(ids);
+    this.off = 0;
+    this.len = ids.length;
     this.reindex();
   }
 }
