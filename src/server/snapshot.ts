@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BUCKETS, type Bucket } from '../storage/engine';
 import { openBackend, type Backend, type EngineKind } from '../storage';
@@ -36,6 +36,11 @@ let snapshotSeq = 0;
 /** Writes the backend's state as a bbolt file in dir (removed by close()) and returns it for sending. */
 export async function takeSnapshot(backend: Backend, dir: string): Promise<SnapshotData> {
   await mkdir(dir, { recursive: true });
+  // A process that died while sending a snapshot left its file: remove those of other processes.
+  for (const f of await readdir(dir)) {
+    const m = /^snapshot\.(\d+)\.\d+\.tmp$/.exec(f);
+    if (m && Number(m[1]) !== process.pid) await rm(join(dir, f), { force: true });
+  }
   const file = join(dir, `snapshot.${process.pid}.${++snapshotSeq}.tmp`);
   const { size } = await writeBoltSnapshot(backend, file);
   const hash = createHash('sha256');

@@ -1,6 +1,6 @@
-import { mkdirSync, renameSync, rmSync } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BUCKETS, type Bucket as BucketName, type Engine, type EngineOptions, type WriteOp } from '../engine';
+import type { Bucket as BucketName, Engine, EngineOptions, WriteOp } from '../engine';
 import { ETCD_BUCKETS } from '../etcd-layout';
 import type { Bucket } from './bucket';
 import { BoltDb, type BoltOptions } from './db';
@@ -31,7 +31,7 @@ export class BoltEngine implements Engine {
   }
 
   static async open(opts: EngineOptions): Promise<BoltEngine> {
-    mkdirSync(opts.dir, { recursive: true });
+    await mkdir(opts.dir, { recursive: true });
     const file = join(opts.dir, 'db');
     const options: BoltOptions = {
       noSync: opts.noSync,
@@ -130,7 +130,7 @@ export class BoltEngine implements Engine {
   /** etcd's defrag: every bucket copied in key order into a new file, which replaces the old one. */
   async defragment(): Promise<void> {
     const tmp = `${this.file}.defrag`;
-    rmSync(tmp, { force: true });
+    await rm(tmp, { force: true });
     const out = await BoltDb.open(tmp, { ...this.options, noSync: true });
     try {
       const src = this.db.beginRead();
@@ -162,7 +162,7 @@ export class BoltEngine implements Engine {
       await out.close();
     }
     await this.db.close();
-    renameSync(tmp, this.file);
+    await rename(tmp, this.file);
     this.db = await BoltDb.open(this.file, this.options);
     this.view = undefined;
   }
@@ -178,4 +178,3 @@ function* iterate(b: Bucket): Generator<{ key: Buffer; value: Buffer | undefined
   for (let e = c.first(); e; e = c.next()) yield e;
 }
 
-export { BUCKETS };

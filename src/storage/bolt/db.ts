@@ -8,7 +8,7 @@ import { open as openFile, type FileHandle } from 'node:fs/promises';
 import { BoltError } from './bucket';
 import { Freelist, type FreelistType } from './freelist';
 import {
-  BUCKET_LEAF_FLAG, DEFAULT_PAGE_SIZE, encodeMetaPage, FREELIST_PAGE, LEAF_PAGE, MAGIC, type Meta, NO_FREELIST, PAGE_HEADER_SIZE, PageView,
+  BUCKET_LEAF_FLAG, DEFAULT_PAGE_SIZE, encodeMetaPage, FREELIST_PAGE, LEAF_PAGE, MAGIC, type Meta, NO_FREELIST, PageView,
   readMeta, readU64, validateMeta, VERSION, writePageHeader,
 } from './page';
 import { type DirtyPage, Tx } from './tx';
@@ -490,4 +490,3 @@ async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<void>): 
   await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
 }
 
-export { PAGE_HEADER_SIZE };
