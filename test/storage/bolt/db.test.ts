@@ -176,7 +176,9 @@ describe('kill -9 while committing', () => {
       const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
       let out = '';
       child.stdout.on('data', (d) => (out += d));
-      await new Promise((r) => setTimeout(r, 300 + rand(500)));
+      // Once it is committing (a loaded machine starts node slowly), kill it at a random instant.
+      for (let waited = 0; out.split('\n').length < 4 && waited < 15_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, rand(400)));
       child.kill('SIGKILL');
       await new Promise((r) => child.once('exit', r));
       const acked = out.split('\n').filter((l) => l !== '').map(Number);
