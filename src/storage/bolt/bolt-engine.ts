@@ -90,7 +90,9 @@ export class BoltEngine implements Engine {
         let b = buckets.get(op.bucket);
         if (!b) buckets.set(op.bucket, (b = tx.createBucketIfNotExists(Buffer.from(op.bucket))));
         if (op.value === undefined) b.delete(op.key);
-        else b.put(op.key, op.value);
+        // The ops are applied and spilled into pages in this same turn (commit() spills before it awaits):
+        // the buffers cannot change meanwhile, so they are not copied.
+        else b.put(op.key, op.value, true);
       }
     } catch (err) {
       tx.rollback();

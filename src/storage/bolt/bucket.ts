@@ -99,7 +99,8 @@ export class Bucket {
     return value;
   }
 
-  put(key: Buffer, value: Buffer): void {
+  /** owned: the caller hands the buffers over (they are not changed until the commit), so no copies. */
+  put(key: Buffer, value: Buffer, owned = false): void {
     this.assertWritable();
     if (key.length === 0) throw new BoltError('key required');
     if (key.length > MAX_KEY_SIZE) throw new BoltError('key too large');
@@ -107,9 +108,9 @@ export class Bucket {
     const c = this.cursor();
     const { key: k, flags } = c.seekRaw(key);
     if (k && key.equals(k) && (flags & BUCKET_LEAF_FLAG) !== 0) throw new BoltError('incompatible value');
-    // Copies: the caller may reuse its buffers before the commit.
-    const kc = Buffer.from(key);
-    c.node().put(kc, kc, Buffer.from(value), 0, 0);
+    // Copies unless owned: the caller may reuse its buffers before the commit.
+    const kc = owned ? key : Buffer.from(key);
+    c.node().put(kc, kc, owned ? value : Buffer.from(value), 0, 0);
   }
 
   delete(key: Buffer): void {

@@ -14,13 +14,27 @@ export interface Inode {
 const MIN_FILL = 0.1;
 const MAX_FILL = 1.0;
 
+/**
+ * bytes.Compare. Keys are short (etcd's revision keys are 17 bytes): a loop in JS beats the call into
+ * C++ that Buffer.compare makes; long keys go to Buffer.compare.
+ */
+export function compareBytes(a: Buffer, b: Buffer): number {
+  const n = a.length < b.length ? a.length : b.length;
+  if (n > 64) return Buffer.compare(a, b);
+  for (let i = 0; i < n; i++) {
+    const d = a[i] - b[i];
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
 /** First index whose key is >= key (sort.Search with bytes.Compare != -1). */
 export function searchInodes(inodes: readonly Inode[], key: Buffer): number {
   let lo = 0;
   let hi = inodes.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (Buffer.compare(inodes[mid].key, key) < 0) lo = mid + 1;
+    if (compareBytes(inodes[mid].key, key) < 0) lo = mid + 1;
     else hi = mid;
   }
   return lo;
@@ -165,54 +179,66 @@ export class Node {
     }
   }
 
-  /** Breaks the node into nodes that each fit a page. */
+  /**
+   * Breaks the node into nodes that each fit a page (bbolt's split/splitTwo). Go re-slices the rest at
+   * each split for free; here the split points are found first and each part copied once, so a node
+   * that gathered thousands of keys in one transaction splits in linear time.
+   */
   split(pageSize: number): Node[] {
-    const nodes: Node[] = [];
-    let node: Node | undefined = this;
-    while (node) {
-      const [a, b] = node.splitTwo(pageSize);
-      nodes.push(a);
-      node = b;
-    }
-    return nodes;
-  }
-
-  private splitTwo(pageSize: number): [Node, Node | undefined] {
-    if (this.inodes.length <= MIN_KEYS_PER_PAGE * 2 || this.sizeLessThan(pageSize)) return [this, undefined];
+    const all = this.inodes;
     const fill = Math.min(MAX_FILL, Math.max(MIN_FILL, this.bucket.fillPercent));
     const threshold = Math.floor(pageSize * fill);
-    const splitIndex = this.splitIndex(threshold);
+    const el = this.elementSize();
+    const bounds: number[] = [];
+    for (let start = 0; ; ) {
+      // splitTwo: no split for a small or fitting rest.
+      const n = all.length - start;
+      if (n <= MIN_KEYS_PER_PAGE * 2) break;
+      let sz = PAGE_HEADER_SIZE;
+      let fits = true;
+      for (let i = start; i < all.length; i++) {
+        sz += el + all[i].key.length + (all[i].value ? all[i].value!.length : 0);
+        if (sz >= pageSize) {
+          fits = false;
+          break;
+        }
+      }
+      if (fits) break;
+      // splitIndex over the rest.
+      sz = PAGE_HEADER_SIZE;
+      let index = 0;
+      for (let i = 0; i < n - MIN_KEYS_PER_PAGE; i++) {
+        index = i;
+        const it = all[start + i];
+        const elsize = el + it.key.length + (it.value ? it.value.length : 0);
+        if (index >= MIN_KEYS_PER_PAGE && sz + elsize > threshold) break;
+        sz += elsize;
+      }
+      start += index;
+      bounds.push(start);
+    }
+    if (bounds.length === 0) return [this];
     if (!this.parent) {
       this.parent = new Node(this.bucket);
       this.parent.children = [this];
     }
-    const next = new Node(this.bucket, this.parent);
-    next.isLeaf = this.isLeaf;
-    this.parent.children.push(next);
-    next.inodes = this.inodes.slice(splitIndex);
-    this.inodes = this.inodes.slice(0, splitIndex);
-    return [this, next];
-  }
-
-  private splitIndex(threshold: number): number {
-    let sz = PAGE_HEADER_SIZE;
-    let index = 0;
-    const el = this.elementSize();
-    for (let i = 0; i < this.inodes.length - MIN_KEYS_PER_PAGE; i++) {
-      index = i;
-      const it = this.inodes[i];
-      const elsize = el + it.key.length + (it.value ? it.value.length : 0);
-      if (index >= MIN_KEYS_PER_PAGE && sz + elsize > threshold) break;
-      sz += elsize;
+    const nodes: Node[] = [this];
+    this.inodes = all.slice(0, bounds[0]);
+    for (let b = 0; b < bounds.length; b++) {
+      const next = new Node(this.bucket, this.parent);
+      next.isLeaf = this.isLeaf;
+      next.inodes = all.slice(bounds[b], b + 1 < bounds.length ? bounds[b + 1] : all.length);
+      this.parent.children.push(next);
+      nodes.push(next);
     }
-    return index;
+    return nodes;
   }
 
   /** Writes the node (and its children first) to newly allocated pages. */
   spill(): void {
     const tx = this.bucket.tx;
     if (this.spilled) return;
-    this.children.sort((a, b) => Buffer.compare(a.inodes[0].key, b.inodes[0].key));
+    this.children.sort((a, b) => compareBytes(a.inodes[0].key, b.inodes[0].key));
     // Spilling a child may split it and append to this.children: index, not iterator.
     for (let i = 0; i < this.children.length; i++) this.children[i].spill();
     this.children = [];

@@ -99,7 +99,15 @@ export class PageView {
       start = e + this.buf.readUInt32LE(e);
       len = this.buf.readUInt32LE(e + 4);
     }
-    return this.buf.compare(k, 0, k.length, start, start + len);
+    const n = len < k.length ? len : k.length;
+    if (n > 64) return this.buf.compare(k, 0, k.length, start, start + len);
+    // bytes.Compare in JS for short keys (no call into C++).
+    const buf = this.buf;
+    for (let i = 0; i < n; i++) {
+      const d = buf[start + i] - k[i];
+      if (d !== 0) return d;
+    }
+    return len - k.length;
   }
   typeName(): string {
     const f = this.flags;
