@@ -103,3 +103,46 @@ describe.skipIf(!go.bin)(`Plinth reads bbolt's files${go.why ? ` (skipped: ${go.
     await db.close();
   });
 });
+
+describe.skipIf(!go.bin)(`bbolt checks files from random workloads${go.why ? ` (skipped: ${go.why})` : ''}`, () => {
+  it.each([
+    [1, 'array', false],
+    [2, 'map', true],
+    [3, 'array', true],
+    [4, 'map', false],
+  ] as const)('seed %i, %s freelist, freelist sync %s: puts, deletes, nested buckets made and dropped, reopens', async (s, freelistType, sync) => {
+    let seed = s;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const file = join(tmp(), 'db');
+    let db = await BoltDb.open(file, { freelistType, noFreelistSync: !sync, noSync: true });
+    for (let round = 0; round < 30; round++) {
+      const tx = await db.beginWrite();
+      for (let i = rand(200) + 1; i > 0; i--) {
+        const top = tx.createBucketIfNotExists(Buffer.from(`b${rand(4)}`));
+        // Sometimes a nested bucket (inline while small), sometimes the top bucket itself.
+        const b = rand(4) === 0 ? top.createBucketIfNotExists(Buffer.from(`n${rand(3)}`)) : top;
+        const k = Buffer.from(`k${rand(500)}`);
+        const r = rand(10);
+        if (r < 3) {
+          if (b.bucket(k)) b.deleteBucket(k);
+          else b.delete(k);
+        }
+        else if (r === 3 && b.get(k) === undefined && b.bucket(k) === undefined) b.createBucket(k).put(Buffer.from('x'), Buffer.alloc(rand(100)));
+        else if (b.bucket(k) === undefined) b.put(k, Buffer.alloc(rand(12) === 0 ? 4096 + rand(12000) : rand(300), rand(256)));
+      }
+      if (rand(8) === 0) {
+        const name = Buffer.from(`b${rand(4)}`);
+        if (tx.bucket(name)) tx.root.deleteBucket(name);
+      }
+      await tx.commit();
+      if (rand(6) === 0) {
+        await db.close();
+        db = await BoltDb.open(file, { freelistType, noFreelistSync: !sync, noSync: true });
+      }
+    }
+    const mine = dumpTx(db.view());
+    await db.close();
+    const got = goCheck(go.bin!, ['check', file]);
+    expect(normalise(got.buckets)).toEqual(normalise(mine));
+  });
+});
