@@ -7,6 +7,7 @@ import { rm } from 'node:fs/promises';
 import type { Backend } from '../backend';
 import { BUCKETS, type Bucket as BucketName } from '../engine';
 import { entryFromEtcd, entryToEtcd, ETCD_BUCKETS } from '../etcd-layout';
+import { BoltEngine } from './bolt-engine';
 import { BoltDb } from './db';
 
 /** Records per write transaction of the snapshot file, and per scan of the source. */
@@ -21,47 +22,74 @@ export interface BoltSnapshotInfo {
   entries: number;
 }
 
+/** Reads one batch of a bucket's committed records from start (inclusive), at most BATCH. */
+type BatchReader = (bucket: BucketName, start: Buffer) => Promise<[Buffer, Buffer][]>;
+
 /**
- * Writes the backend's committed state (one consistent state: commits wait meanwhile, applies go on
- * into the backend's buffer) as a bbolt file at path.
+ * Writes the backend's committed state, one consistent state, as a bbolt file at path. On the bolt
+ * engine that state is a read transaction: commits go on meanwhile (its pages stay until it closes).
+ * On the others, backend commits wait while the file is written; applies go on into the buffer.
  */
 export async function writeBoltSnapshot(backend: Backend, path: string): Promise<BoltSnapshotInfo> {
+  if (backend.engine instanceof BoltEngine) {
+    await backend.commit();
+    const tx = backend.engine.database.beginRead();
+    try {
+      return await writeFrom(path, async (bucket, start) => {
+        const batch: [Buffer, Buffer][] = [];
+        const b = tx.bucket(Buffer.from(bucket));
+        if (!b) return batch;
+        const c = b.cursor();
+        for (let e = c.seek(start); e && batch.length < BATCH; e = c.next()) if (e.value !== undefined) batch.push([e.key, e.value]);
+        return batch;
+      });
+    } finally {
+      tx.close();
+    }
+  }
+  return backend.whileCommitsHeld(() =>
+    writeFrom(path, async (bucket, start) => {
+      const batch: [Buffer, Buffer][] = [];
+      await backend.engine.scan(bucket, start, undefined, (k, v) => {
+        batch.push([Buffer.from(k), Buffer.from(v)]);
+        return batch.length < BATCH;
+      });
+      return batch;
+    }),
+  );
+}
+
+async function writeFrom(path: string, read: BatchReader): Promise<BoltSnapshotInfo> {
   await rm(path, { force: true });
   const out = await BoltDb.open(path, { noSync: true });
   let entries = 0;
   try {
-    await backend.whileCommitsHeld(async () => {
-      let tx = await out.beginWrite();
-      for (const name of ETCD_BUCKETS) tx.createBucketIfNotExists(Buffer.from(name));
-      let inTx = 0;
-      for (const bucket of BUCKETS) {
-        let start = Buffer.alloc(0);
-        for (;;) {
-          const batch: [Buffer, Buffer][] = [];
-          await backend.engine.scan(bucket, start, undefined, (k, v) => {
-            batch.push([Buffer.from(k), Buffer.from(v)]);
-            return batch.length < BATCH;
-          });
-          const b = tx.createBucketIfNotExists(Buffer.from(bucket));
-          b.fillPercent = FILL;
-          for (const [k, v] of batch) {
-            const [ek, ev] = entryToEtcd(bucket, k, v);
-            b.put(ek, ev);
-          }
-          entries += batch.length;
-          inTx += batch.length;
-          if (inTx >= BATCH) {
-            await tx.commit();
-            tx = await out.beginWrite();
-            inTx = 0;
-          }
-          if (batch.length < BATCH) break;
-          // Next batch: from just after the last key.
-          start = Buffer.concat([batch[batch.length - 1][0], Buffer.from([0])]);
+    let tx = await out.beginWrite();
+    for (const name of ETCD_BUCKETS) tx.createBucketIfNotExists(Buffer.from(name));
+    let inTx = 0;
+    for (const bucket of BUCKETS) {
+      let start = Buffer.alloc(0);
+      for (;;) {
+        const batch = await read(bucket, start);
+        const b = tx.createBucketIfNotExists(Buffer.from(bucket));
+        b.fillPercent = FILL;
+        for (const [k, v] of batch) {
+          const [ek, ev] = entryToEtcd(bucket, k, v);
+          b.put(ek, ev);
         }
+        entries += batch.length;
+        inTx += batch.length;
+        if (inTx >= BATCH) {
+          await tx.commit();
+          tx = await out.beginWrite();
+          inTx = 0;
+        }
+        if (batch.length < BATCH) break;
+        // Next batch: from just after the last key.
+        start = Buffer.concat([batch[batch.length - 1][0], Buffer.from([0])]);
       }
-      await tx.commit();
-    });
+    }
+    await tx.commit();
     await out.sync();
     const size = out.size();
     await out.close();
