@@ -33,8 +33,11 @@ export class SimulatedCrash extends Error {}
 
 /** bbolt's DefaultAllocSize: how far the file grows past 16 MiB at a time. */
 const ALLOC_SIZE = 16 * 1024 * 1024;
-/** Pages read per read() call at open (runs of adjacent pages are read together). */
-const READ_RUN_PAGES = 256;
+/**
+ * Pages read per read() call at open (runs of adjacent pages are read together, and kept as views of
+ * one buffer: at most this many pages' memory stays while any one of them is still in use).
+ */
+const READ_RUN_PAGES = 32;
 const READ_CONCURRENCY = 8;
 /** Buffers per writev call (IOV_MAX is 1024 on Linux). */
 const WRITEV_MAX = 1024;
@@ -175,13 +178,16 @@ export class BoltDb {
     }
     const overflowing: [number, number][] = [];
     await pool(runs, READ_CONCURRENCY, async ([start, n]) => {
-      const buf = Buffer.alloc(n * ps);
+      // Not zeroed: the read fills it (a short read is an error).
+      const buf = Buffer.allocUnsafeSlow(n * ps);
       const { bytesRead } = await this.fh.read(buf, 0, buf.length, start * ps);
       if (bytesRead < buf.length) throw new BoltError(`${this.path}: short read at page ${start}`);
       for (let i = 0; i < n; i++) {
         const off = i * ps;
         const overflow = buf.readUInt32LE(off + 12);
-        if (overflow === 0) this.cache.set(start + i, Buffer.from(buf.subarray(off, off + ps)));
+        // A view into the run's buffer: allocating and copying each page costs more than reading it.
+        // The run's memory is freed once all its pages are replaced, so runs are kept short.
+        if (overflow === 0) this.cache.set(start + i, buf.subarray(off, off + ps));
         else overflowing.push([start + i, overflow + 1]);
       }
     });
