@@ -24,8 +24,18 @@ export function maintenanceDataService(s: EtcdServer): grpc.UntypedServiceImplem
               for (let off = 0; off < chunk.length && !call.cancelled; off += SEND_BYTES) {
                 const blob = chunk.subarray(off, off + SEND_BYTES);
                 sent += blob.length;
-                // Respect the client's pace: wait for 'drain' when grpc-js's buffer is full.
-                if (!call.write({ header, remainingBytes: snap.size - sent, blob })) await new Promise((r) => call.once('drain', r));
+                // Respect the client's pace: wait for 'drain' when the buffer is full (or for the client to go).
+                if (!call.write({ header, remainingBytes: snap.size - sent, blob })) {
+                  await new Promise<void>((r) => {
+                    const done = () => {
+                      call.off('drain', done);
+                      call.off('cancelled', done);
+                      r();
+                    };
+                    call.once('drain', done);
+                    call.once('cancelled', done);
+                  });
+                }
               }
               if (call.cancelled) break;
             }
