@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -117,6 +117,32 @@ describe.skipIf(!ETCD_AVAILABLE || !ETCDCTL_AVAILABLE)('snapshots in etcd format
       await db.close();
       rmSync(join(etcdDataDir, '..'), { recursive: true, force: true });
     });
+  });
+
+  it("the bolt engine's own file, copied as it is, is an etcd backend that real etcd serves (no leases)", async () => {
+    const s = await startPlinth({ backend: 'bolt' });
+    let keys: string;
+    try {
+      for (let i = 0; i < 50; i++) expect(etcdctl(s.endpoint, ['put', `f${i % 20}`, `v${i}`]).code).toBe(0);
+      expect(etcdctl(s.endpoint, ['del', 'f7']).code).toBe(0);
+      keys = etcdctl(s.endpoint, ['get', 'f', '--prefix', '-w', 'json']).stdout;
+    } finally {
+      await s.stop({ keepData: true });
+    }
+    const file = join(parent, 'bolt-file.db');
+    copyFileSync(join(s.dataDir, 'member', 'snap', 'db'), file);
+    rmSync(join(s.dataDir, '..'), { recursive: true, force: true });
+    const dataDir = join(parent, 'etcd-from-bolt-file');
+    const r = spawnSync('etcdctl', ['snapshot', 'restore', file, '--data-dir', dataDir, '--name', 'default', '--skip-hash-check'], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, ETCDCTL_API: '3' } });
+    expect(r.status, r.stderr).toBe(0);
+    const etcd = await startEtcd(['--data-dir', dataDir]);
+    try {
+      const got = etcdctl(etcd.endpoint, ['get', 'f', '--prefix', '-w', 'json']).stdout;
+      expect(JSON.parse(got).kvs).toEqual(JSON.parse(keys).kvs);
+      expect(JSON.parse(got).header.revision).toBe(JSON.parse(keys).header.revision);
+    } finally {
+      await etcd.stop();
+    }
   });
 
   it("restores Plinth's earlier snapshot format", async () => {

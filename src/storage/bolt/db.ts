@@ -416,25 +416,6 @@ export class BoltDb {
     };
   }
 
-  /** The file's bytes as a read transaction sees them: its meta as both metas, then its pages (bbolt's Tx.WriteTo). */
-  *copyPages(tx: Tx): Generator<Buffer> {
-    const ps = this.pageSize;
-    yield encodeMetaPage(tx.meta, ps, 0);
-    yield encodeMetaPage({ ...tx.meta, txid: tx.meta.txid - 1 }, ps, 1);
-    const zero = Buffer.alloc(ps);
-    for (let id = 2; id < tx.meta.pgid; ) {
-      const buf = this.cache.get(id);
-      if (buf) {
-        yield buf;
-        id += buf.length / ps;
-      } else {
-        // A free page: its bytes do not matter (nothing reaches it).
-        yield zero;
-        id++;
-      }
-    }
-  }
-
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

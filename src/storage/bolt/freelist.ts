@@ -65,10 +65,9 @@ export abstract class Freelist {
   }
 
   /** Bytes of the freelist page once written (a count past 0xFFFF moves into the first element). */
-  size(pageSize: number): number {
+  size(): number {
     let n = this.count();
     if (n >= 0xffff) n++;
-    void pageSize;
     return PAGE_HEADER_SIZE + 8 * n;
   }
 

@@ -96,7 +96,7 @@ export class Tx {
         db.freelist.free(this.meta.txid, this.meta.freelist, fp.overflow, true);
       }
       if (!db.noFreelistSync) {
-        const count = Math.floor(db.freelist.size(db.pageSize) / db.pageSize) + 1;
+        const count = Math.floor(db.freelist.size() / db.pageSize) + 1;
         const p = this.allocate(count);
         db.freelist.write(p.buf, p.id, count - 1);
         this.meta.freelist = p.id;
