@@ -1,11 +1,11 @@
-// etcd 3.4 keeps two of its buckets in protobuf where Plinth's layers keep fixed-width records:
-//   lease: key = lease ID (int64 big-endian) in both; value = leasepb.Lease{ID=1, TTL=2, RemainingTTL=3}
-//          in etcd, [ttl int64 BE][remaining ttl int64 BE] in Plinth (src/lease/lessor.ts).
-//   alarm: key = etcdserverpb.AlarmMember{MemberID=1, Alarm=2} in etcd, [member ID u64 BE][alarm u8] in
-//          Plinth (src/server/alarms.ts); the value is empty in both.
-// Every other bucket Plinth writes is byte-for-byte etcd's (key: revision → mvccpb.KeyValue; meta:
-// consistent_index, scheduledCompactRev, finishedCompactRev). These functions convert at the seams
-// where Plinth's data meets etcd's file format: the bolt engine and bbolt-format snapshots.
+// etcd 3.4 keeps two of its buckets in protobuf:
+//   lease: key = lease ID (int64 big-endian); value = leasepb.Lease{ID=1, TTL=2, RemainingTTL=3}.
+//   alarm: key = etcdserverpb.AlarmMember{MemberID=1, Alarm=2}; the value is empty.
+// Plinth writes them so too (src/lease/lessor.ts, src/server/alarms.ts), as every other bucket (key:
+// revision → mvccpb.KeyValue; meta: consistent_index, scheduledCompactRev, finishedCompactRev), so a
+// bolt engine's file is etcd's. Earlier Plinth data dirs hold fixed-width records instead — lease value
+// [ttl int64 BE][remaining ttl int64 BE], alarm key [member ID u64 BE][alarm u8] — which the readers
+// below still take, and which bbolt-format snapshots convert.
 import type { Bucket } from './engine';
 
 /** etcd 3.4's buckets: Plinth's, and `cluster` (cluster version), which Plinth does not keep. */
@@ -67,44 +67,55 @@ export function leaseToEtcd(key: Buffer, value: Buffer): Buffer {
   return encodeFields([[1, key.readBigInt64BE(0)], [2, value.readBigInt64BE(0)], [3, value.readBigInt64BE(8)]]);
 }
 
-export function leaseFromEtcd(value: Buffer): { id: bigint; value: Buffer } {
-  const f = readFields(value);
-  const out = Buffer.alloc(16);
-  out.writeBigInt64BE(BigInt.asIntN(64, f.get(2) ?? 0n), 0);
-  out.writeBigInt64BE(BigInt.asIntN(64, f.get(3) ?? 0n), 8);
-  return { id: BigInt.asIntN(64, f.get(1) ?? 0n), value: out };
-}
-
 export function alarmKeyToEtcd(key: Buffer): Buffer {
   if (key.length !== 9) throw new Error(`alarm key ${key.toString('hex')}: a Plinth alarm key is 9 bytes`);
   return encodeFields([[1, key.readBigUInt64BE(0)], [2, BigInt(key[8])]]);
 }
 
-export function alarmKeyFromEtcd(key: Buffer): Buffer {
-  const f = readFields(key);
-  const out = Buffer.alloc(9);
-  out.writeBigUInt64BE(BigInt.asUintN(64, f.get(1) ?? 0n), 0);
-  out[8] = Number(f.get(2) ?? 0n);
-  return out;
-}
-
 /**
- * Plinth's entry as etcd stores it (the key and value to write into etcd's bucket). Records that do not
- * have Plinth's shape are written as they are.
+ * An entry as etcd stores it: an earlier Plinth's fixed-width lease or alarm record converted, anything
+ * else (etcd's records included) as it is.
  */
 export function entryToEtcd(bucket: Bucket, key: Buffer, value: Buffer): [Buffer, Buffer] {
-  if (bucket === 'lease' && key.length === 8 && value.length === 16) return [key, leaseToEtcd(key, value)];
+  if (bucket === 'lease' && key.length === 8 && value.length === 16 && value[0] === 0) return [key, leaseToEtcd(key, value)];
   if (bucket === 'alarm' && key.length === 9) return [alarmKeyToEtcd(key), value];
   return [key, value];
 }
 
-/** etcd's entry as Plinth's layers read it; a record that is not etcd's protobuf is kept as it is. */
-export function entryFromEtcd(bucket: Bucket, key: Buffer, value: Buffer): [Buffer, Buffer] {
-  try {
-    if (bucket === 'lease' && key.length === 8) return [key, leaseFromEtcd(value).value];
-    if (bucket === 'alarm') return [alarmKeyFromEtcd(key), value];
-  } catch {
-    // not etcd's encoding
-  }
-  return [key, value];
+/** A lease record as etcd stores it. */
+export function encodeLeaseRecord(id: bigint, ttl: number, remainingTtl: number): Buffer {
+  return encodeFields([[1, id], [2, BigInt(ttl)], [3, BigInt(remainingTtl)]]);
+}
+
+/**
+ * A lease record, etcd's or Plinth's earlier fixed-width one (16 bytes whose first is the TTL's top
+ * byte, 0; etcd's starts with field 1's tag, 0x08).
+ */
+export function decodeLeaseRecord(value: Buffer): { ttl: number; remainingTtl: number } {
+  if (value.length === 16 && value[0] === 0) return { ttl: Number(value.readBigInt64BE(0)), remainingTtl: Number(value.readBigInt64BE(8)) };
+  const f = readFields(value);
+  return { ttl: Number(BigInt.asIntN(64, f.get(2) ?? 0n)), remainingTtl: Number(BigInt.asIntN(64, f.get(3) ?? 0n)) };
+}
+
+/** An alarm key as etcd stores it. */
+export function encodeAlarmKey(memberId: bigint, alarm: number): Buffer {
+  return encodeFields([[1, BigInt.asUintN(64, memberId)], [2, BigInt(alarm)]]);
+}
+
+/** Plinth's earlier alarm key (9 bytes). */
+export function legacyAlarmKey(memberId: bigint, alarm: number): Buffer {
+  const k = Buffer.alloc(9);
+  k.writeBigUInt64BE(BigInt.asUintN(64, memberId));
+  k[8] = alarm;
+  return k;
+}
+
+/**
+ * An alarm key, etcd's or Plinth's earlier 9-byte one (etcd's is 9 bytes only for a member ID below
+ * 2^42, which the member ID hash does not give).
+ */
+export function decodeAlarmKey(key: Buffer): { memberId: bigint; alarm: number } {
+  if (key.length === 9) return { memberId: key.readBigUInt64BE(0), alarm: key[8] };
+  const f = readFields(key);
+  return { memberId: BigInt.asUintN(64, f.get(1) ?? 0n), alarm: Number(f.get(2) ?? 0n) };
 }

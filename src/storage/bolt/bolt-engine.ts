@@ -12,8 +12,8 @@ const DEFRAG_FILL = 0.9;
 
 /**
  * Plinth's paged engine: one bbolt-format file, `<dir>/db` — etcd's own `member/snap/db` — with etcd
- * 3.4's buckets. Records are stored as the layers above write them (as every engine does); those are
- * etcd's bytes except the lease and alarm records, which bbolt-format snapshots convert (etcd-layout.ts).
+ * 3.4's buckets and, as the layers above write them, etcd's records (etcd-layout.ts): the file is an
+ * etcd backend.
  */
 export class BoltEngine implements Engine {
   readonly kind = 'bolt' as const;

@@ -1,12 +1,12 @@
 // Snapshots in etcd's format, from any engine: a bbolt file with etcd 3.4's buckets, so that
 // `etcdctl snapshot status` reads it and `etcdctl snapshot restore` makes a data dir etcd serves.
 // The backend's state is copied through the Engine API in batches (bounded memory: one batch of
-// records and the bolt engine's pages of the file being written), converted to etcd's encodings
-// where Plinth's differ (etcd-layout.ts).
+// records and the bolt engine's pages of the file being written); lease and alarm records an earlier
+// Plinth wrote in its fixed-width form are converted to etcd's (etcd-layout.ts).
 import { rm } from 'node:fs/promises';
 import type { Backend } from '../backend';
 import { BUCKETS, type Bucket as BucketName } from '../engine';
-import { entryFromEtcd, entryToEtcd, ETCD_BUCKETS } from '../etcd-layout';
+import { entryToEtcd, ETCD_BUCKETS } from '../etcd-layout';
 import { BoltEngine } from './bolt-engine';
 import { BoltDb } from './db';
 
@@ -103,7 +103,7 @@ async function writeFrom(path: string, read: BatchReader): Promise<BoltSnapshotI
 
 /**
  * Reads a bbolt file with etcd's buckets (a snapshot from etcd or Plinth, or etcd's member/snap/db) and
- * gives its records in Plinth's encodings, bucket by bucket, in batches. Buckets Plinth does not keep
+ * gives its records, bucket by bucket, in batches. Buckets Plinth does not keep
  * (cluster) and the old cluster's membership (members, members_removed: a restored member takes its
  * membership from its flags, as etcdctl snapshot restore drops them) are left out.
  */
@@ -124,7 +124,8 @@ export async function readBoltSnapshot(
         const c = b.cursor();
         for (let e = c.first(); e; e = c.next()) {
           if (e.value === undefined) continue; // etcd keeps no nested buckets
-          batch.push(entryFromEtcd(bucket, Buffer.from(e.key), Buffer.from(e.value)));
+          // As they are: Plinth reads etcd's lease and alarm records (etcd-layout.ts).
+          batch.push([Buffer.from(e.key), Buffer.from(e.value)]);
           if (batch.length >= BATCH) {
             entries += batch.length;
             await onBatch(bucket, batch);
