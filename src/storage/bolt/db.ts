@@ -54,8 +54,11 @@ export class BoltDb {
   private meta1: Meta | undefined;
   /** The committed meta readers start from. */
   private current!: Meta;
-  /** Page id → bytes of the page and its overflow pages. */
-  private readonly cache = new Map<number, Buffer>();
+  /**
+   * Page id → bytes of the page and its overflow pages: a page written by a commit has its own buffer; a
+   * page read at open is a place in its read buffer (a Buffer view per page costs more than the read).
+   */
+  private readonly cache = new Map<number, Buffer | LoadedPage>();
   /** Registered read transactions (they keep their pages from being reused). */
   private readonly txs = new Set<Tx>();
   private rwtx: Tx | undefined;
@@ -187,7 +190,7 @@ export class BoltDb {
         const overflow = buf.readUInt32LE(off + 12);
         // A view into the run's buffer: allocating and copying each page costs more than reading it.
         // The run's memory is freed once all its pages are replaced, so runs are kept short.
-        if (overflow === 0) this.cache.set(start + i, buf.subarray(off, off + ps));
+        if (overflow === 0) this.cache.set(start + i, { run: buf, off });
         else overflowing.push([start + i, overflow + 1]);
       }
     });
@@ -211,9 +214,9 @@ export class BoltDb {
 
   /** The committed page with this id. */
   page(id: number): PageView {
-    const buf = this.cache.get(id);
-    if (!buf) throw new BoltError(`${this.path}: page ${id} is not loaded (not reachable from the committed tree)`);
-    return new PageView(buf, 0);
+    const entry = this.cache.get(id);
+    if (!entry) throw new BoltError(`${this.path}: page ${id} is not loaded (not reachable from the committed tree)`);
+    return 'run' in entry ? new PageView(entry.run, entry.off) : new PageView(entry, 0);
   }
 
   viewOf(buf: Buffer): PageView {
@@ -427,6 +430,12 @@ export class BoltDb {
   private assertOpen(): void {
     if (this.closed) throw new BoltError('database not open');
   }
+}
+
+/** A page read at open: where it is in its read buffer. */
+interface LoadedPage {
+  run: Buffer;
+  off: number;
 }
 
 /** Sub-bucket roots named by a leaf page's bucket elements (inline buckets have none of their own pages). */
