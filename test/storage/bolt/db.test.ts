@@ -193,5 +193,5 @@ describe('kill -9 while committing', () => {
       });
       await db.close();
     }
-  }, 30_000);
+  }, 90_000);
 });
