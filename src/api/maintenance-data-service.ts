@@ -19,16 +19,31 @@ export function maintenanceDataService(s: EtcdServer): grpc.UntypedServiceImplem
           const snap = await s.snapshot();
           let sent = 0;
           const header = c.header(s.header());
-          for (const chunk of snap.chunks) {
-            for (let off = 0; off < chunk.length && !call.cancelled; off += SEND_BYTES) {
-              const blob = chunk.subarray(off, off + SEND_BYTES);
-              sent += blob.length;
-              // Respect the client's pace: wait for 'drain' when grpc-js's buffer is full.
-              if (!call.write({ header, remainingBytes: snap.size - sent, blob })) await new Promise((r) => call.once('drain', r));
+          try {
+            for await (const chunk of snap.chunks()) {
+              for (let off = 0; off < chunk.length && !call.cancelled; off += SEND_BYTES) {
+                const blob = chunk.subarray(off, off + SEND_BYTES);
+                sent += blob.length;
+                // Respect the client's pace: wait for 'drain' when the buffer is full (or for the client to go).
+                if (!call.write({ header, remainingBytes: snap.size - sent, blob })) {
+                  await new Promise<void>((r) => {
+                    const done = () => {
+                      call.off('drain', done);
+                      call.off('cancelled', done);
+                      r();
+                    };
+                    call.once('drain', done);
+                    call.once('cancelled', done);
+                  });
+                }
+              }
+              if (call.cancelled) break;
             }
+            // The sha256 of the whole snapshot, last, as etcd sends it.
+            if (!call.cancelled) call.write({ header, remainingBytes: 0, blob: snap.sha256() });
+          } finally {
+            await snap.close();
           }
-          // The sha256 of the whole snapshot, last, as etcd sends it.
-          if (!call.cancelled) call.write({ header, remainingBytes: 0, blob: snap.sha256 });
           call.end();
         } catch (err) {
           call.emit('error', toServiceError(err));

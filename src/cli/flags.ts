@@ -72,6 +72,17 @@ export const FLAGS: FlagSpec[] = [
       c.backend = v as EngineKind;
     },
   },
+  {
+    name: 'experimental-backend-bbolt-freelist-type', etcd: true, help: "ExperimentalBackendFreelistType specifies the type of freelist that boltdb backend uses (array and map are supported types; --backend bolt) (default 'array').",
+    apply: (c, v) => {
+      if (v !== 'array' && v !== 'map') throw new UsageError(`invalid value "${v}" for flag --experimental-backend-bbolt-freelist-type: want array or map`);
+      c.backendBboltFreelistType = v;
+    },
+  },
+  {
+    name: 'backend-bbolt-freelist-sync', etcd: false, bool: true, help: 'Write the bolt freelist page on every commit, as plain bbolt does (default false: rebuilt at open, as etcd 3.4 runs bbolt).',
+    apply: (c, v) => (c.backendBboltFreelistSync = bool('backend-bbolt-freelist-sync', v)),
+  },
   { name: 'listen-client-urls', etcd: true, help: 'List of URLs to listen on for client traffic.', apply: (c, v) => (c.listenClientUrls = urls('listen-client-urls', v)) },
   { name: 'advertise-client-urls', etcd: true, help: 'List of this member\'s client URLs to advertise to the public.', apply: (c, v) => (c.advertiseClientUrls = urls('advertise-client-urls', v).map((u) => u.href.replace(/\/$/, ''))) },
   { name: 'listen-peer-urls', etcd: true, help: 'List of URLs to listen on for peer traffic.', apply: (c, v) => (c.listenPeerUrls = urls('listen-peer-urls', v)) },

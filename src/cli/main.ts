@@ -63,13 +63,14 @@ export async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
-const SNAPSHOT_USAGE = `Usage: plinth snapshot restore FILE --data-dir DIR [--backend lmdb|leveldb|memory] [--skip-hash-check]
+const SNAPSHOT_USAGE = `Usage: plinth snapshot restore FILE --data-dir DIR [--backend lmdb|leveldb|bolt] [--skip-hash-check]
          [--name NAME] [--initial-cluster NAME=URL,...] [--initial-cluster-token TOKEN]
          [--initial-advertise-peer-urls URL,...] [--wal-dir DIR]
 
-Turns a snapshot taken with 'etcdctl snapshot save' from a Plinth member into the data dir of a member
-of a new cluster (as 'etcdctl snapshot restore': the cluster flags name the new members, with etcd's
-defaults; restore each member's data dir with its own --name and --initial-advertise-peer-urls).
+Turns a snapshot taken with 'etcdctl snapshot save' from a Plinth member or from real etcd (a bbolt file,
+or Plinth's earlier format) into the data dir of a member of a new cluster (as 'etcdctl snapshot
+restore': the cluster flags name the new members, with etcd's defaults; restore each member's data dir
+with its own --name and --initial-advertise-peer-urls).
 Start a member on it with the same flags: plinth --data-dir DIR --backend <same or another engine>`;
 
 async function snapshotCommand(argv: string[]): Promise<void> {
@@ -111,7 +112,7 @@ async function snapshotCommand(argv: string[]): Promise<void> {
   }
   if (!file) fail('no snapshot file given');
   if (!dataDir) fail('--data-dir is required');
-  if (backend === 'memory') fail('the memory engine keeps nothing on disk: restore onto lmdb or leveldb');
+  if (backend === 'memory') fail('the memory engine keeps nothing on disk: restore onto lmdb, leveldb or bolt');
   try {
     const { entries } = await restoreSnapshot(file!, dataDir!, backend, { skipHashCheck });
     const be = await openBackend(backend, { dir: join(dataDir!, 'member', 'snap') });

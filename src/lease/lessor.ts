@@ -1,6 +1,7 @@
 import { Errors } from '../errors';
 import type { KVStore, LeaseBinding } from '../mvcc/kv-store';
 import type { Backend } from '../storage';
+import { decodeLeaseRecord, encodeLeaseRecord } from '../storage/etcd-layout';
 
 // Leases, after etcd's lessor: grant/revoke/checkpoint are applied from the log (deterministic state:
 // id, TTL, remaining TTL, attached keys); expiry times and renewals are the leader's own clock, kept in
@@ -50,12 +51,7 @@ export class Lessor implements LeaseBinding {
   /** Loads the leases from the backend; their expiry starts now (etcd's Promote on a new leader). */
   static async open(backend: Backend, opts: LessorOptions = {}): Promise<Lessor> {
     const l = new Lessor(backend, opts);
-    await backend.scan('lease', Buffer.alloc(0), undefined, (k, v) => {
-      const lease = new Lease(k.readBigInt64BE(0), Number(v.readBigInt64BE(0)));
-      lease.remainingTtl = Number(v.readBigInt64BE(8));
-      l.leases.set(lease.id, lease);
-    });
-    for (const lease of l.leases.values()) l.refresh(lease);
+    await l.reload();
     return l;
   }
 
@@ -191,18 +187,17 @@ export class Lessor implements LeaseBinding {
     this.keyLease.clear();
     this.heap.length = 0;
     await this.backend.scan('lease', Buffer.alloc(0), undefined, (k, v) => {
-      const lease = new Lease(k.readBigInt64BE(0), Number(v.readBigInt64BE(0)));
-      lease.remainingTtl = Number(v.readBigInt64BE(8));
+      const { ttl, remainingTtl } = decodeLeaseRecord(v);
+      const lease = new Lease(k.readBigInt64BE(0), ttl);
+      lease.remainingTtl = remainingTtl;
       this.leases.set(lease.id, lease);
     });
     for (const lease of this.leases.values()) this.refresh(lease);
   }
 
   private persist(lease: Lease): void {
-    const v = Buffer.alloc(16);
-    v.writeBigInt64BE(BigInt(lease.ttl), 0);
-    v.writeBigInt64BE(BigInt(lease.remainingTtl), 8);
-    this.backend.put('lease', idKey(lease.id), v);
+    // etcd's record (leasepb.Lease), so the backend is etcd's.
+    this.backend.put('lease', idKey(lease.id), encodeLeaseRecord(lease.id, lease.ttl, lease.remainingTtl));
   }
 
   // A binary min-heap on expiry.

@@ -1,4 +1,5 @@
 import type { Backend } from '../storage';
+import { decodeAlarmKey, encodeAlarmKey, legacyAlarmKey } from '../storage/etcd-layout';
 
 export const AlarmType = { NONE: 0, NOSPACE: 1, CORRUPT: 2 } as const;
 
@@ -23,8 +24,8 @@ export class AlarmStore {
   async reload(): Promise<void> {
     this.active.clear();
     await this.backend.scan('alarm', Buffer.alloc(0), undefined, (k) => {
-      const a = { memberId: k.readBigUInt64BE(0), alarm: k[8] };
-      this.active.set(k.toString('hex'), a);
+      const a = decodeAlarmKey(k);
+      this.active.set(key(a.memberId, a.alarm).toString('hex'), a);
     });
   }
 
@@ -52,13 +53,13 @@ export class AlarmStore {
     if (!a) return undefined;
     this.active.delete(k.toString('hex'));
     this.backend.delete('alarm', k);
+    // As an earlier Plinth wrote it, if it did.
+    this.backend.delete('alarm', legacyAlarmKey(memberId, alarm));
     return a;
   }
 }
 
+/** etcd's key: the AlarmMember protobuf, so the backend is etcd's. */
 function key(memberId: bigint, alarm: number): Buffer {
-  const k = Buffer.alloc(9);
-  k.writeBigUInt64BE(BigInt.asUintN(64, memberId));
-  k[8] = alarm;
-  return k;
+  return encodeAlarmKey(memberId, alarm);
 }

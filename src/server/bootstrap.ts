@@ -102,7 +102,11 @@ export async function openMember(cfg: ServerConfig, log: Log, onSpaceProblem: (e
       });
     }
 
-    const backend = await openBackend(cfg.backend, { dir: snapDirOf(cfg), noSync: cfg.unsafeNoFsync });
+    const backend = await openBackend(cfg.backend, {
+      dir: snapDirOf(cfg),
+      noSync: cfg.unsafeNoFsync,
+      bolt: { freelistType: cfg.backendBboltFreelistType, freelistSync: cfg.backendBboltFreelistSync },
+    });
     let ci = readConsistentIndex(backend);
     // A snapshot from the leader recorded in the log but not (wholly) in the backend: install it again.
     if (snapshot && ci < snapshot.index) {

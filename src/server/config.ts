@@ -10,6 +10,10 @@ export interface ServerConfig {
   /** WAL segment size (etcd's is fixed at 64 MiB; smaller suits small tmpfs placements). */
   walSegmentBytes: number;
   backend: EngineKind;
+  /** The bolt engine's freelist: etcd's --experimental-backend-bbolt-freelist-type (array, etcd 3.4's default, or map). */
+  backendBboltFreelistType: 'array' | 'map';
+  /** Write the bolt freelist every commit (bbolt's default); etcd 3.4 does not (NoFreelistSync) and rebuilds it at open. */
+  backendBboltFreelistSync: boolean;
   listenClientUrls: URL[];
   advertiseClientUrls: string[];
   /** This member's peer URLs as the others reach it (its member ID derives from them, as etcd's). */
@@ -74,6 +78,8 @@ export function defaultConfig(): ServerConfig {
     walDir: '',
     walSegmentBytes: 64 * 1024 * 1024,
     backend: 'lmdb',
+    backendBboltFreelistType: 'array',
+    backendBboltFreelistSync: false,
     listenClientUrls: [new URL('http://127.0.0.1:2379')],
     advertiseClientUrls: ['http://127.0.0.1:2379'],
     initialAdvertisePeerUrls: ['http://localhost:2380'],

@@ -637,7 +637,7 @@ export class EtcdServer {
   async snapshot(): Promise<SnapshotData> {
     this.assertServing();
     await this.ready();
-    return takeSnapshot(this.backend);
+    return takeSnapshot(this.backend, snapDirOf(this.cfg));
   }
 
   /** Holds every reader and the apply loop away from the backend while fn runs. */

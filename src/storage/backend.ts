@@ -67,6 +67,11 @@ export class Backend {
   /** Resolves once every write made before the call is durable. */
   commit(): Promise<void> {
     if (this.hold) return this.hold.then(() => this.commit());
+    return this.commitNow();
+  }
+
+  /** commit() without waiting for a hold: for exclusive(), which holds commits itself. */
+  private commitNow(): Promise<void> {
     if (this.inflightDone) {
       if (this.pending.ops.length === 0) return this.inflightDone;
       this.queued ??= this.inflightDone.then(
@@ -142,10 +147,12 @@ export class Backend {
    */
   private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
     while (this.hold) await this.hold;
-    await this.commit();
+    // Hold first, then commit what is buffered or under way: a commit asked for after this point
+    // waits, so the engine cannot change while fn runs.
     let release!: () => void;
     this.hold = new Promise<void>((r) => (release = r));
     try {
+      await this.commitNow();
       return await fn();
     } finally {
       this.hold = undefined;
@@ -159,6 +166,14 @@ export class Backend {
       await this.engine.defragment();
       this.cachedSize = -1;
     });
+  }
+
+  /**
+   * Runs fn with everything committed and commits held back: fn may read the engine in as many async
+   * steps as it likes and sees one state (snapshots that are written out in bounded batches).
+   */
+  whileCommitsHeld<T>(fn: () => Promise<T>): Promise<T> {
+    return this.exclusive(fn);
   }
 
   /** Visits every bucket's committed entries, all from one consistent state (for snapshots). */

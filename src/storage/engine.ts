@@ -36,12 +36,14 @@ export interface Engine {
   close(): Promise<void>;
 }
 
-export type EngineKind = 'lmdb' | 'leveldb' | 'memory';
-export const ENGINE_KINDS: readonly EngineKind[] = ['lmdb', 'leveldb', 'memory'];
+export type EngineKind = 'lmdb' | 'leveldb' | 'memory' | 'bolt';
+export const ENGINE_KINDS: readonly EngineKind[] = ['lmdb', 'leveldb', 'memory', 'bolt'];
 
 export interface EngineOptions {
   /** Directory that holds the engine's files (ignored by the memory engine). */
   dir: string;
   /** Skip fsync on commit (etcd's --unsafe-no-fsync). */
   noSync?: boolean;
+  /** The bolt engine's freelist (etcd's --experimental-backend-bbolt-freelist-type) and whether it is written each commit. */
+  bolt?: { freelistType?: 'array' | 'map'; freelistSync?: boolean };
 }

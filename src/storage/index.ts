@@ -1,4 +1,5 @@
 import { Backend } from './backend';
+import { BoltEngine } from './bolt/bolt-engine';
 import type { EngineKind, EngineOptions } from './engine';
 import { LevelDbEngine } from './leveldb-engine';
 import { LmdbEngine } from './lmdb-engine';
@@ -16,5 +17,7 @@ export async function openBackend(kind: EngineKind, opts: EngineOptions): Promis
       return new Backend(await LevelDbEngine.open(opts));
     case 'memory':
       return new Backend(new MemoryEngine());
+    case 'bolt':
+      return new Backend(await BoltEngine.open(opts));
   }
 }

@@ -27,6 +27,15 @@ describe('flags', () => {
     expect(cmd.config.listenClientUrls.map(String)).toEqual(['http://127.0.0.1:2379/']);
   });
 
+  it('takes the bolt engine and its freelist flags, with etcd 3.4 defaults (array, not synced)', () => {
+    const def = parseArgs(['--backend', 'bolt']);
+    if (def.kind !== 'serve') throw new Error('not serve');
+    expect(def.config).toMatchObject({ backend: 'bolt', backendBboltFreelistType: 'array', backendBboltFreelistSync: false });
+    const cmd = parseArgs(['--backend=bolt', '--experimental-backend-bbolt-freelist-type=map', '--backend-bbolt-freelist-sync']);
+    if (cmd.kind !== 'serve') throw new Error('not serve');
+    expect(cmd.config).toMatchObject({ backend: 'bolt', backendBboltFreelistType: 'map', backendBboltFreelistSync: true });
+  });
+
   it('reads ETCD_* environment variables for etcd flags; a flag wins', () => {
     const cmd = parseArgs(['--name', 'flag'], { ETCD_NAME: 'env', ETCD_MAX_TXN_OPS: '9', PLINTH_BACKEND: 'memory' });
     if (cmd.kind !== 'serve') throw new Error('not serve');
@@ -36,7 +45,8 @@ describe('flags', () => {
   it.each([
     [['--no-such-flag'], /unknown flag: --no-such-flag/],
     [['--max-txn-ops', 'many'], /not an integer/],
-    [['--backend', 'bolt'], /want one of lmdb, leveldb, memory/],
+    [['--backend', 'rocksdb'], /want one of lmdb, leveldb, memory, bolt/],
+    [['--experimental-backend-bbolt-freelist-type', 'hashmap'], /want array or map/],
     [['--listen-client-urls', 'nonsense'], /not a URL/],
     [['--listen-client-urls', 'https://127.0.0.1:2379'], /not supported/],
     [['--data-dir'], /needs an argument/],

@@ -158,7 +158,7 @@ async function startEtcdOnce(extraArgs: string[]): Promise<RunningServer> {
 }
 
 export interface PlinthOptions {
-  backend?: 'lmdb' | 'leveldb' | 'memory';
+  backend?: 'lmdb' | 'leveldb' | 'memory' | 'bolt';
   dataDir?: string; // reuse a data dir (restart tests); a fresh temp dir otherwise
   port?: number;
   /** The advertised client URL (default: the one it listens on). */

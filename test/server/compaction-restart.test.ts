@@ -33,7 +33,7 @@ const until = async (cond: () => boolean | Promise<boolean>, ms: number) => {
   return cond();
 };
 
-describe.skipIf(!ETCDCTL_AVAILABLE).each(['lmdb', 'leveldb'] as const)('kill -9 during a long physical compaction (%s)', (backend) => {
+describe.skipIf(!ETCDCTL_AVAILABLE).each(['lmdb', 'leveldb', 'bolt'] as const)('kill -9 during a long physical compaction (%s)', (backend) => {
   const running: RunningServer[] = [];
   afterAll(async () => {
     for (const s of running.reverse()) await s.stop();

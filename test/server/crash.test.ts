@@ -36,7 +36,7 @@ async function load(kv: RawKv, writer: number, round: number, acked: Acked[], de
   }
 }
 
-describe.each(['lmdb', 'leveldb', 'memory'] as const)('crash under load (%s)', (backend) => {
+describe.each(['lmdb', 'leveldb', 'memory', 'bolt'] as const)('crash under load (%s)', (backend) => {
   const parent = mkdtempSync(join(tmpdir(), `plinth-crash-${backend}-`));
   const dataDir = join(parent, 'data');
   afterAll(() => rmSync(parent, { recursive: true, force: true }));

@@ -23,7 +23,7 @@ const b = (s: string) => Buffer.from(s);
 const values = new Map<string, Buffer>();
 const valueFor = (key: string) => values.get(key) ?? values.set(key, randomBytes(8000)).get(key)!;
 
-describe.skipIf(!canMount() || !ETCDCTL_AVAILABLE).each(['lmdb', 'leveldb', 'memory'] as const)('disk full (%s)', (backend) => {
+describe.skipIf(!canMount() || !ETCDCTL_AVAILABLE).each(['lmdb', 'leveldb', 'memory', 'bolt'] as const)('disk full (%s)', (backend) => {
   const mnt = mkdtempSync(join(tmpdir(), `plinth-diskfull-${backend}-`));
   afterAll(() => {
     spawnSync('umount', [mnt]);

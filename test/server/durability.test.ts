@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startPlinth } from '../helpers/servers';
 
 // Acknowledged writes are durable: after a clean stop, and after kill -9 right after the acks.
-describe.each(['lmdb', 'leveldb'] as const)('restart on %s', (backend) => {
+describe.each(['lmdb', 'leveldb', 'bolt'] as const)('restart on %s', (backend) => {
   const parent = mkdtempSync(join(tmpdir(), `plinth-restart-${backend}-`));
   const dataDir = join(parent, 'data');
   afterAll(() => rmSync(parent, { recursive: true, force: true }));
