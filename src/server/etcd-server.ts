@@ -633,6 +633,16 @@ export class EtcdServer {
     };
   }
 
+  /** The peer links' counters, per member (for etcd's etcd_network_* metrics); empty without peers. */
+  peerStats(): { id: bigint; sentBytes: number; receivedBytes: number; sentFailures: number; connected: boolean; disconnects: number }[] {
+    const t = this.driver.transport;
+    if (!t) return [];
+    return [...t.stats()].map(([id, p]) => ({
+      id, sentBytes: p.sentBytes, receivedBytes: p.receivedBytes, sentFailures: p.sentFailures + p.droppedMessages,
+      connected: p.connected, disconnects: p.reconnects,
+    }));
+  }
+
   /** A consistent dump of the backend (see snapshot.ts), for Maintenance.Snapshot. */
   async snapshot(): Promise<SnapshotData> {
     this.assertServing();

@@ -111,6 +111,19 @@ export function registerServerMetrics(s: EtcdServer): void {
   g('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => s.gauges().compactRevision);
   g('etcd_debugging_mvcc_keys_total', 'Total number of keys.', () => s.gauges().keys());
   g('etcd_debugging_mvcc_watcher_total', 'Total number of watchers.', () => s.gauges().watchers);
+  // etcd's rafthttp metrics, from the peer links.
+  const local = () => s.memberId.toString(16);
+  const perPeer = (name: string, help: string, label: string, read: (p: ReturnType<EtcdServer['peerStats']>[number]) => number) => {
+    const m = registry.counter(name, help, [label]);
+    m.collect = () => s.peerStats().map((p) => [{ [label]: p.id.toString(16) }, read(p)]);
+  };
+  perPeer('etcd_network_peer_sent_bytes_total', 'The total number of bytes sent to peers.', 'To', (p) => p.sentBytes);
+  perPeer('etcd_network_peer_received_bytes_total', 'The total number of bytes received from peers.', 'From', (p) => p.receivedBytes);
+  perPeer('etcd_network_peer_sent_failures_total', 'The total number of send failures from peers.', 'To', (p) => p.sentFailures);
+  const active = registry.gauge('etcd_network_active_peers', 'The current number of active peer connections.', ['Local', 'Remote']);
+  active.collect = () => s.peerStats().map((p) => [{ Local: local(), Remote: p.id.toString(16) }, p.connected ? 1 : 0]);
+  const disconnected = registry.counter('etcd_network_disconnected_peers_total', 'The total number of disconnected peers.', ['Local', 'Remote']);
+  disconnected.collect = () => s.peerStats().map((p) => [{ Local: local(), Remote: p.id.toString(16) }, p.disconnects]);
   const cpu = registry.counter('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.');
   cpu.collect = () => {
     const u = process.cpuUsage();
