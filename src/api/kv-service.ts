@@ -23,11 +23,16 @@ export function kvService(s: EtcdServer): grpc.UntypedServiceImplementation {
     Range(call: Call, cb: Cb) {
       answer(cb, () => {
         const req = c.rangeRequest(call.request);
-        const stored = s.rangeStored(req);
-        if (stored) return encodeStoredRangeResponse(s.header(stored.revision), stored.kvs, stored.more, stored.count);
-        const out = s.range(req);
-        const encode = (r: Awaited<typeof out>) => encodeRangeResponse(s.header(r.revision), r.kvs, r.more, r.count);
-        return out instanceof Promise ? out.then(encode) : encode(out);
+        const run = () => {
+          const stored = s.rangeStored(req, true);
+          if (stored) return encodeStoredRangeResponse(s.header(stored.revision), stored.kvs, stored.more, stored.count);
+          const out = s.range(req, true);
+          const encode = (r: Awaited<typeof out>) => encodeRangeResponse(s.header(r.revision), r.kvs, r.more, r.count);
+          return out instanceof Promise ? out.then(encode) : encode(out);
+        };
+        // A linearizable read waits for its read index first (none needed on a sole voter).
+        const barrier = s.readBarrier(req.serializable);
+        return barrier ? barrier.then(run) : run();
       });
     },
     Put(call: Call, cb: Cb) {

@@ -359,6 +359,7 @@ export function coalesce(msgs: Message[]): Message[] {
   const lastApp = new Map<NodeId, number>();
   const lastProp = new Map<NodeId, number>();
   const lastResp = new Map<NodeId, number>();
+  const lastBeat = new Map<NodeId, number>();
   let dropped = false;
   for (const m of msgs) {
     if (m.type === MessageType.MsgApp) {
@@ -384,13 +385,20 @@ export function coalesce(msgs: Message[]): Message[] {
       out.push({ ...m, entries: m.entries.slice() });
       continue;
     }
-    if (m.type === MessageType.MsgAppResp) {
-      const i = lastResp.get(m.to);
+    if (m.type === MessageType.MsgAppResp || m.type === MessageType.MsgHeartbeat) {
+      // A leader's heartbeats to one member in one batch: the last carries the newest read context,
+      // and a quorum's answers to it release every read request queued before it (raft's readOnly.advance).
+      const last = m.type === MessageType.MsgAppResp ? lastResp : lastBeat;
+      const i = last.get(m.to);
       if (i !== undefined) {
         out[i] = DROPPED;
         dropped = true;
       }
-      lastResp.set(m.to, out.length);
+      last.set(m.to, out.length);
+      if (m.type === MessageType.MsgHeartbeat) {
+        lastApp.delete(m.to);
+        lastProp.delete(m.to);
+      }
     } else {
       // Anything else to that member keeps its place between appends and proposals.
       lastApp.delete(m.to);

@@ -154,6 +154,8 @@ export class EtcdServer {
         waitApplied: (index) => this.waitApplied(index),
         timeoutMs: this.requestTimeoutMs,
         retryMs: 500,
+        // Two rounds in flight: a read waits at most for the round after the current one to start.
+        maxRounds: 2,
       },
       BigInt.asUintN(64, this.memberId << 48n),
     );
@@ -374,11 +376,21 @@ export class EtcdServer {
 
   // --- KV ---
 
-  range(req: RangeRequest): RangeResponse | Promise<RangeResponse> {
-    if (this.gate) return this.gate.then(() => this.range(req));
+  /**
+   * What a read must wait for first: nothing (undefined) for a serializable read or where the applied
+   * state is known current, else a ReadIndex round. After it, range(req, true) / rangeStored(req, true).
+   */
+  readBarrier(serializable: boolean): Promise<void> | undefined {
+    if (serializable || this.readable()) return undefined;
+    return this.readIndexer.read();
+  }
+
+  /** A range; with linearized, the caller waited for readBarrier already. */
+  range(req: RangeRequest, linearized = false): RangeResponse | Promise<RangeResponse> {
+    if (this.gate) return this.gate.then(() => this.range(req, linearized));
     this.assertServing();
     checkRange(req);
-    if (!req.serializable && !this.readable()) return this.readIndexer.read().then(() => this.range({ ...req, serializable: true }));
+    if (!linearized && !req.serializable && !this.readable()) return this.readIndexer.read().then(() => this.range(req, true));
     const start = performance.now();
     const r = this.kv.range(req);
     if (isSlow(start, this.cfg.warningApplyDurationMs)) {
@@ -391,11 +403,11 @@ export class EtcdServer {
    * A range answered with the KeyValues' stored bytes (see KV.rangeStored); undefined when the request
    * needs the general path: a linearizable read that must wait for a read index, or a defragment.
    */
-  rangeStored(req: RangeRequest): StoredRangeResponse | undefined {
+  rangeStored(req: RangeRequest, linearized = false): StoredRangeResponse | undefined {
     if (this.gate) return undefined;
     this.assertServing();
     checkRange(req);
-    if (!req.serializable && !this.readable()) return undefined;
+    if (!linearized && !req.serializable && !this.readable()) return undefined;
     const start = performance.now();
     const r = this.kv.rangeStored(req);
     if (r && isSlow(start, this.cfg.warningApplyDurationMs)) {
