@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { coalesce } from '../../src/raft/driver';
-import { EntryType, MessageType, type Entry, type Message } from '../../src/raft/core/types';
+import { coalesce, RaftDriver } from '../../src/raft/driver';
+import { MemoryStorage } from '../../src/raft/core/memory-storage';
+import { RawNode } from '../../src/raft/core/raw-node';
+import { EntryType, MessageType, type Entry, type HardState, type Message } from '../../src/raft/core/types';
+import type { Wal } from '../../src/raft/wal/wal';
 
 // The driver's message coalescing: the same raft effect with fewer messages.
 
@@ -51,5 +54,56 @@ describe('coalesce', () => {
     expect(out.map((m) => [m.type, m.entries.length])).toEqual([
       [MessageType.MsgProp, 2], [MessageType.MsgReadIndex, 0], [MessageType.MsgProp, 2],
     ]);
+  });
+});
+
+describe('the driver\'s WAL writes', () => {
+  /** A member of one on a WAL that records its appends. */
+  function soleMember() {
+    const storage = new MemoryStorage();
+    storage.applySnapshot({ metadata: { index: 1, term: 1, confState: { voters: [1n], learners: [] } } });
+    const node = new RawNode({
+      id: 1n, electionTick: 10, heartbeatTick: 1, storage, applied: 1, maxSizePerMsg: 1 << 20, maxCommittedSizePerReady: 1 << 24,
+      maxInflightMsgs: 256, maxUncommittedEntriesSize: 0, checkQuorum: true, preVote: false, random: () => 0.5,
+    });
+    const appends: { entries: number[]; hs: HardState | undefined }[] = [];
+    const wal = {
+      append: async (entries: Entry[], hs?: HardState) => void appends.push({ entries: entries.map((x) => x.index), hs: hs && { ...hs } }),
+      saveSnapshot: async () => {},
+      releaseTo: async () => {},
+    } as unknown as Wal;
+    const applied: number[] = [];
+    const driver = new RaftDriver({
+      id: 1n, node, storage, wal, transport: undefined, heartbeatMs: 1000, snapshotCount: 1_000_000, catchUpEntries: 10,
+      durableBackend: true, confState: { voters: [1n], learners: [] }, advanceTicks: 0,
+      hooks: {
+        apply: (es) => applied.push(...es.map((x) => x.index)),
+        onSoftState: () => {}, onReadStates: () => {}, installSnapshot: async () => {}, dumpSnapshot: async () => '',
+        backendDurable: async () => {}, gate: () => undefined, onFatal: (err) => { throw err; }, log: () => {},
+      },
+    });
+    return { driver, appends, applied };
+  }
+
+  it('writes a hard state that only moves the commit index with the next append, not on its own; all of it at a clean stop', async () => {
+    const { driver, appends, applied } = soleMember();
+    await driver.start();
+    const until = async (cond: () => boolean) => {
+      for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 1));
+      expect(cond()).toBe(true);
+    };
+    await until(() => applied.includes(2)); // the new leader's empty entry
+    for (const i of [3, 4, 5]) {
+      driver.propose(Buffer.from(`put ${i}`));
+      await until(() => applied.includes(i));
+    }
+    // Every write carries entries (the campaign's term and vote went with the leader's empty entry);
+    // none is a commit index alone.
+    expect(appends.filter((a) => a.entries.length === 0)).toEqual([]);
+    // Entry 4's write carries the commit of entry 3 (written late, not lost).
+    const w4 = appends.find((a) => a.entries.includes(4))!;
+    expect(w4.hs?.commit).toBe(3);
+    await driver.stop();
+    expect(appends.at(-1)).toEqual({ entries: [], hs: expect.objectContaining({ commit: 5 }) });
   });
 });

@@ -141,7 +141,7 @@ export class PeerTransport {
 
   // ---- peers --------------------------------------------------------------------------------
 
-  /** Adds (or updates) a peer; the member with the smaller id dials at once. Throws on a bad URL. */
+  /** Adds (or updates) a peer; the member with the smaller id dials at once, the other probes later. Throws on a bad URL. */
   addPeer(id: NodeId, urls: string[]): void {
     if (id === this.opts.selfId) throw new Error(`peer transport: cannot add this member (${hex(id)}) as its own peer`);
     if (id === 0n) throw new Error('peer transport: peer id must not be 0');
@@ -294,6 +294,12 @@ export class PeerTransport {
     const verdict = this.judge(hello);
     if (verdict !== undefined) return this.refuse(socket, remote, verdict.status, verdict.reason, verdict.level, hello);
     const peer = this.peers.get(hello.from)!;
+    if (hello.kind === ConnectionKind.PROBE) {
+      // Judged and found well: nothing more to say on this connection.
+      socket.end(encodeReply(HandshakeStatus.OK));
+      setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
+      return;
+    }
     socket.write(encodeReply(HandshakeStatus.OK));
     const { maxFrameBytes, writeHighWaterBytes } = this.resolved.limits;
     const kind = hello.kind as ConnectionKind;

@@ -378,9 +378,10 @@ export class Peer {
 
   // ---- dialing ------------------------------------------------------------------------------
 
-  /** Dials now if this side dials and nothing is connected or under way. */
+  /** Dials now if this side dials and nothing is connected or under way; the other side schedules a probe. */
   dial(): void {
-    if (!this.dialer || this.removed || this.ctx.isClosed() || this.link !== undefined || this.dialing) return;
+    if (this.removed || this.ctx.isClosed() || this.link !== undefined || this.dialing) return;
+    if (!this.dialer) return this.scheduleDial();
     if (this.retryTimer !== undefined) {
       clearTimeout(this.retryTimer);
       this.retryTimer = undefined;
@@ -417,6 +418,37 @@ export class Peer {
     );
   }
 
+  /**
+   * The member with the larger id never dials a stream; while none has come for a while it checks
+   * the peer with a probe hello, which the peer judges (cluster, member, known) and closes. A peer
+   * that is down is only a debug line here (its dialer side warns); a refusal is logged as a
+   * dialer's is, so a member started on another cluster's data dir is named on both sides.
+   */
+  private probe(): void {
+    if (this.dialer || this.removed || this.ctx.isClosed() || this.link !== undefined || this.dialing || this.urls.length === 0) return;
+    const url = this.urls[this.urlIndex % this.urls.length];
+    this.dialing = true;
+    const hello = encodeHello(ConnectionKind.PROBE, this.ctx.clusterId, this.ctx.selfId, this.id);
+    const settle = (): boolean => {
+      this.dialing = false;
+      this.abortDial = undefined;
+      return !this.removed && !this.ctx.isClosed();
+    };
+    dialPeer(this.ctx.sockets, url, hello, this.ctx.opts.dialTimeoutMs, (abort) => (this.abortDial = abort)).then(
+      ({ socket }) => {
+        socket.destroy();
+        if (settle()) this.scheduleDial();
+      },
+      (err: Error) => {
+        if (!settle()) return;
+        this.urlIndex++;
+        if (err instanceof HandshakeRefused) this.logDialFailure(url, err);
+        else this.ctx.logLimited(`probe:${this.id}:${err.message}`, 'debug', `cannot probe peer ${hex(this.id)} at ${url.host}: ${err.message}`, { peer: hex(this.id), url: url.href });
+        this.scheduleDial();
+      },
+    );
+  }
+
   private logDialFailure(url: URL, err: Error): void {
     const fields = { peer: hex(this.id), url: url.href, localClusterId: hex(this.ctx.clusterId) };
     if (err instanceof HandshakeRefused) {
@@ -428,16 +460,21 @@ export class Peer {
     }
   }
 
-  /** Next dial after a backoff: backoffMin doubling to backoffMax, each wait jittered to [½, 1]. */
+  /**
+   * Next dial after a backoff: backoffMin doubling to backoffMax, each wait jittered to [½, 1]. The
+   * non-dialing side's next probe waits 2 × backoffMax (jittered): longer than the dialer's longest
+   * backoff, so a peer that is up has dialed before it is probed.
+   */
   private scheduleDial(): void {
-    if (!this.dialer || this.removed || this.ctx.isClosed() || this.retryTimer !== undefined) return;
+    if (this.removed || this.ctx.isClosed() || this.retryTimer !== undefined) return;
     const { backoffMinMs, backoffMaxMs } = this.ctx.opts;
-    const base = Math.min(backoffMaxMs, backoffMinMs * 2 ** this.attempts);
+    const base = this.dialer ? Math.min(backoffMaxMs, backoffMinMs * 2 ** this.attempts) : 2 * backoffMaxMs;
     this.attempts = Math.min(this.attempts + 1, 30);
     const delay = base / 2 + (Math.random() * base) / 2;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      this.dial();
+      if (this.dialer) this.dial();
+      else this.probe();
     }, delay);
     this.retryTimer.unref();
   }
@@ -447,7 +484,7 @@ export class Peer {
     if (urls.length === this.urls.length && urls.every((u, i) => u.href === this.urls[i].href)) return;
     this.urls = urls;
     this.urlIndex = 0;
-    if (this.link === undefined && !this.dialing) {
+    if (this.dialer && this.link === undefined && !this.dialing) {
       this.attempts = 0;
       this.dial();
     }

@@ -109,8 +109,8 @@ describe('handshake', () => {
     h[4] = 2;
     expect(parseHello(h)).toBe('unsupported peer protocol version 2 (this member speaks 1)');
     h[4] = 1;
-    h[5] = 3;
-    expect(parseHello(h)).toBe('unknown connection kind 3');
+    h[5] = 4;
+    expect(parseHello(h)).toBe('unknown connection kind 4');
   });
 
   it('answers u8 status, u16 length, reason', () => {

@@ -55,8 +55,38 @@ describe('handshake refusals', () => {
     await sleep(300);
     expect(a.t.isConnected(2n) || b.t.isConnected(1n)).toBe(false);
     // Repeats within 30 s go to debug, not error.
-    expect(a.logs.filter((l) => l.level === 'error' && l.msg.includes('mismatch')).length).toBe(1);
-    expect(a.logs.filter((l) => l.level === 'debug' && l.msg.includes('mismatch')).length).toBeGreaterThan(0);
+    // (a refuses b's probes too: that is a line of its own, also once at error.)
+    const dialed = a.logs.filter((l) => l.msg.includes('mismatch') && l.msg.includes('refused the connection'));
+    expect(dialed.filter((l) => l.level === 'error').length).toBe(1);
+    expect(dialed.filter((l) => l.level === 'debug').length).toBeGreaterThan(0);
+  });
+
+  it('a probe hello is judged like a stream\'s (from either side) and then closed with ok', async () => {
+    const b = await node(0x20n);
+    b.t.addPeer(0x30n, ['http://127.0.0.1:1']);
+    const ok = await rawExchange(b.url, hello(ConnectionKind.PROBE, 0x30n, 0x20n), { keepOpenMs: 1000 });
+    expect(parseReply(ok.reply)).toEqual({ status: 0, reason: '' });
+    expect(ok.closed).toBe(true);
+    expect(b.t.isConnected(0x30n)).toBe(false);
+    const bad = await rawExchange(b.url, hello(ConnectionKind.PROBE, 0x30n, 0x20n, 0xdeadbeefn));
+    expect(parseReply(bad.reply)).toEqual({ status: HandshakeStatus.CLUSTER_MISMATCH, reason: `cluster ID mismatch: local ${CLUSTER.toString(16)}, remote deadbeef` });
+  });
+
+  it('the member with the larger id probes a peer that never dials it: another cluster is named on both sides', async () => {
+    // a (id 1) would dial b, but it does not know b: only b's probes can find the mismatch.
+    const a = await node(1n, { clusterId: 0xaaaan });
+    const b = await node(2n, { clusterId: 0xbbbbn, backoffMinMs: 20, backoffMaxMs: 100 });
+    b.t.addPeer(1n, [a.url]);
+    await waitFor(() => hasLog(a, 'error', 'cluster ID mismatch') && hasLog(b, 'error', 'cluster ID mismatch'), 3000, 'both logged');
+    expect(hasLog(b, 'error', /peer 1 at 127\.0\.0\.1:\d+ refused the connection: cluster ID mismatch: local aaaa, remote bbbb \(this member's cluster ID is bbbb\)$/)).toBe(true);
+    // Same cluster: probes are answered ok and leave no stream (the smaller id dials that).
+    const c = await node(3n, { backoffMinMs: 20, backoffMaxMs: 100 });
+    const d = await node(1n);
+    c.t.addPeer(1n, [d.url]);
+    d.t.addPeer(3n, ['http://127.0.0.1:1']);
+    await sleep(600);
+    expect(c.t.isConnected(1n)).toBe(false);
+    expect(c.logs.filter((l) => l.level === 'error' || l.level === 'warn')).toEqual([]);
   });
 
   it('cuts a connection that never completes its hello', async () => {

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MessageType, type Message } from '../../../src/raft/core/types';
 import { CodecError } from '../../../src/raft/transport/errors';
 import { PeerTransport } from '../../../src/raft/transport/peer-transport';
+import { ConnectionKind } from '../../../src/raft/transport/handshake';
 import { msgApp, msgAppResp } from './random-messages';
 import { hasLog, mesh, rawServer, sleep, startNode, waitFor, type TestNode } from './harness';
 
@@ -99,12 +100,13 @@ describe('peer transport: messages', () => {
     expect(a.received[0].m.commit).toBe(8);
   });
 
-  it('the member with the larger id never dials; it drops and reports until dialed', async () => {
-    const srv = await rawServer(() => {});
+  it('the member with the larger id never dials a stream (only probes); it drops and reports until dialed', async () => {
+    const kinds: number[] = [];
+    const srv = await rawServer((s) => s.once('data', (d) => kinds.push(d[5])));
     const high = await node(9n);
     high.t.addPeer(4n, [srv.url]);
     await sleep(400);
-    expect(srv.connections).toBe(0);
+    expect(kinds.every((k) => k === ConnectionKind.PROBE)).toBe(true);
     high.t.send([heartbeat(9n, 4n, 1)]);
     await waitFor(() => high.unreachable.length === 1);
     expect(high.unreachable).toEqual([4n]);
