@@ -101,7 +101,8 @@ describe('cluster bootstrap from the command line', () => {
     // The third member believes in a cluster with a fourth member: its cluster ID differs.
     const odd = start(args(ss[2], `${good},m4=http://127.0.0.1:1`, token));
     expect(await until(async () => (await leaderOf(ss[0])) !== 0n, 15_000), 'the two agreeing members elect a leader').toBe(true);
-    expect(await until(() => /cluster ID mismatch/.test(a.out() + b.out()) && /cluster ID mismatch/.test(odd.out()), 10_000)).toBe(true);
+    const named = await until(() => /cluster ID mismatch/.test(a.out() + b.out()) && /cluster ID mismatch/.test(odd.out()), 15_000);
+    expect(named, `both sides log the mismatch; the odd member said:\n${odd.out().slice(-3000)}\nm1 said:\n${a.out().slice(-3000)}`).toBe(true);
     expect(await leaderOf(ss[2])).toBe(0n);
     expect(a.out() + b.out() + odd.out()).not.toMatch(/fatal/);
   });
@@ -126,7 +127,8 @@ describe('cluster bootstrap from the command line', () => {
     rmSync(other[2].dataDir, { recursive: true, force: true });
     renameSync(ss[2].dataDir, other[2].dataDir);
     const intruder = start(args(other[2], ic2, 'boot-two'));
-    expect(await until(() => /cluster ID mismatch|not a member of this cluster|unknown member/i.test(first[0].out() + first[1].out() + intruder.out()), 10_000)).toBe(true);
+    const refused = await until(() => /cluster ID mismatch|not a member of this cluster|unknown member/i.test(first[0].out() + first[1].out() + intruder.out()), 15_000);
+    expect(refused, `the refusal is logged; the intruder said:\n${intruder.out().slice(-3000)}\nthe first member said:\n${first[0].out().slice(-3000)}`).toBe(true);
     expect(await leaderOf(other[2])).not.toBe((await leaderOf(other[0])) || -1n);
   });
 
