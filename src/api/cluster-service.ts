@@ -7,13 +7,14 @@ type Call = grpc.ServerUnaryCall<any, any>;
 type Cb = grpc.sendUnaryData<any>;
 
 /**
- * etcdserverpb.Cluster: MemberList of this single member. MemberAdd/Remove/Update/Promote need raft
- * and are not registered yet (gRPC answers UNIMPLEMENTED).
+ * etcdserverpb.Cluster: MemberList of every member (names and client URLs published through the log).
+ * MemberAdd/Remove/Update/Promote are issue #14: until then they are not registered and gRPC answers
+ * UNIMPLEMENTED (etcdctl prints "Error: unknown method ..."), never a silent success.
  */
 export function clusterService(s: EtcdServer): grpc.UntypedServiceImplementation {
   return {
     MemberList(_call: Call, cb: Cb) {
-      answer(cb, () => ({
+      answer(s, cb, () => ({
         header: c.header(s.header()),
         members: s.members().map((m) => ({
           ID: m.id.toString(),

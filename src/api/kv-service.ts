@@ -21,7 +21,7 @@ export function kvService(s: EtcdServer): grpc.UntypedServiceImplementation {
   };
   return {
     Range(call: Call, cb: Cb) {
-      answer(cb, () => {
+      answer(s, cb, () => {
         const req = c.rangeRequest(call.request);
         const run = () => {
           const stored = s.rangeStored(req, true);
@@ -36,20 +36,20 @@ export function kvService(s: EtcdServer): grpc.UntypedServiceImplementation {
       });
     },
     Put(call: Call, cb: Cb) {
-      answer(cb, () => {
+      answer(s, cb, () => {
         checkSize(call.request);
         // Decoded by hand into the server's PutRequest already (see grpc-server.ts).
         return s.put(call.request as PutRequest).then((r) => encodePutResponse(s.header(r.revision), r.prevKv));
       });
     },
     DeleteRange(call: Call, cb: Cb) {
-      answer(cb, () => {
+      answer(s, cb, () => {
         checkSize(call.request);
         return s.deleteRange(c.deleteRangeRequest(call.request)).then((r) => c.deleteRangeResponse(r, c.header(s.header(r.revision))));
       });
     },
     Txn(call: Call, cb: Cb) {
-      answer(cb, () => {
+      answer(s, cb, () => {
         checkSize(call.request);
         const out = s.txn(c.txnRequest(call.request));
         const encode = (r: Awaited<typeof out>) => encodeTxnResponse(s.header(r.revision), r);
@@ -57,7 +57,7 @@ export function kvService(s: EtcdServer): grpc.UntypedServiceImplementation {
       });
     },
     Compact(call: Call, cb: Cb) {
-      answer(cb, () =>
+      answer(s, cb, () =>
         s.compact(Number(call.request.revision), !!call.request.physical).then((rev) => ({ header: c.header(s.header(rev)) })),
       );
     },

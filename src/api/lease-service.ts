@@ -12,7 +12,7 @@ type Cb = grpc.sendUnaryData<any>;
 export function leaseService(s: EtcdServer): grpc.UntypedServiceImplementation {
   return {
     LeaseGrant(call: Call, cb: Cb) {
-      answer(cb, () =>
+      answer(s, cb, () =>
         s.leaseGrant(Number(call.request.TTL), BigInt(call.request.ID ?? 0)).then((r) => ({
           header: c.header(s.header()),
           ID: r.leaseId.toString(),
@@ -22,11 +22,11 @@ export function leaseService(s: EtcdServer): grpc.UntypedServiceImplementation {
     },
 
     LeaseRevoke(call: Call, cb: Cb) {
-      answer(cb, () => s.leaseRevoke(BigInt(call.request.ID ?? 0)).then((rev) => ({ header: c.header(s.header(rev)) })));
+      answer(s, cb, () => s.leaseRevoke(BigInt(call.request.ID ?? 0)).then((rev) => ({ header: c.header(s.header(rev)) })));
     },
 
     LeaseTimeToLive(call: Call, cb: Cb) {
-      answer(cb, () => {
+      answer(s, cb, () => {
         const id = BigInt(call.request.ID ?? 0);
         return s.leaseTimeToLive(id, !!call.request.keys).then((t) =>
           // An unknown lease is not an error here: etcd answers TTL -1.
@@ -37,7 +37,7 @@ export function leaseService(s: EtcdServer): grpc.UntypedServiceImplementation {
     },
 
     LeaseLeases(_call: Call, cb: Cb) {
-      answer(cb, () => ({
+      answer(s, cb, () => ({
         header: c.header(s.header()),
         leases: s.leaseIds().map((id) => ({ ID: id.toString() })),
       }));

@@ -33,12 +33,12 @@ export function lockService(s: EtcdServer): grpc.UntypedServiceImplementation {
   const cc = new Concurrency(s);
   return {
     Lock(call: Call, cb: Cb) {
-      answer(cb, () =>
+      answer(s, cb, () =>
         cc.lock(call.request.name, BigInt(call.request.lease ?? 0), callSignal(call)).catch(asInnerClientError).then((r) => ({ header: c.header(s.header(r.revision)), key: r.key })),
       );
     },
     Unlock(call: Call, cb: Cb) {
-      answer(cb, () => cc.unlock(call.request.key).catch(asInnerClientError).then((rev) => ({ header: c.header(s.header(rev)) })));
+      answer(s, cb, () => cc.unlock(call.request.key).catch(asInnerClientError).then((rev) => ({ header: c.header(s.header(rev)) })));
     },
   };
 }
@@ -49,7 +49,7 @@ export function electionService(s: EtcdServer): grpc.UntypedServiceImplementatio
   return {
     Campaign(call: Call, cb: Cb) {
       const r = call.request;
-      answer(cb, () =>
+      answer(s, cb, () =>
         cc.campaign(r.name, BigInt(r.lease ?? 0), r.value, callSignal(call)).catch(asInnerClientError).then((out) => ({
           header: c.header(s.header(out.revision)),
           leader: leaderToWire(out.leader),
@@ -57,19 +57,19 @@ export function electionService(s: EtcdServer): grpc.UntypedServiceImplementatio
       );
     },
     Proclaim(call: Call, cb: Cb) {
-      answer(cb, () => {
+      answer(s, cb, () => {
         if (!call.request.leader) throw Errors.missingLeaderKey;
         return cc.proclaim(leaderFromWire(call.request.leader), call.request.value).catch(asInnerClientError).then((rev) => ({ header: c.header(s.header(rev)) }));
       });
     },
     Resign(call: Call, cb: Cb) {
-      answer(cb, () => {
+      answer(s, cb, () => {
         if (!call.request.leader) throw Errors.missingLeaderKey;
         return cc.resign(leaderFromWire(call.request.leader)).catch(asInnerClientError).then((rev) => ({ header: c.header(s.header(rev)) }));
       });
     },
     Leader(call: Call, cb: Cb) {
-      answer(cb, () => {
+      answer(s, cb, () => {
         const l = cc.leader(call.request.name);
         return { header: c.header(s.header(l.revision)), kv: c.keyValue(l.kv) };
       });
@@ -79,7 +79,7 @@ export function electionService(s: EtcdServer): grpc.UntypedServiceImplementatio
       cc.observe(call.request.name, (rev, kv) => call.write({ header: c.header(s.header(rev)), kv: c.keyValue(kv) }), signal).then(
         () => call.end(),
         (err) => {
-          if (!signal.aborted) call.emit('error', toServiceError(err));
+          if (!signal.aborted) call.emit('error', toServiceError(s, err));
         },
       );
     },

@@ -10,7 +10,7 @@ const SEND_BYTES = 32 * 1024;
 export function maintenanceDataService(s: EtcdServer): grpc.UntypedServiceImplementation {
   return {
     Defragment(_call: grpc.ServerUnaryCall<any, any>, cb: grpc.sendUnaryData<any>) {
-      answer(cb, () => s.defragment().then(() => ({ header: c.header(s.header()) })));
+      answer(s, cb, () => s.defragment().then(() => ({ header: c.header(s.header()) })));
     },
 
     Snapshot(call: grpc.ServerWritableStream<any, any>) {
@@ -46,7 +46,7 @@ export function maintenanceDataService(s: EtcdServer): grpc.UntypedServiceImplem
           }
           call.end();
         } catch (err) {
-          call.emit('error', toServiceError(err));
+          call.emit('error', toServiceError(s, err));
         }
       })();
     },

@@ -12,13 +12,13 @@ type Cb = grpc.sendUnaryData<any>;
 
 /**
  * etcdserverpb.Maintenance: Status, Alarm, Hash and HashKV (Defragment and Snapshot are in
- * maintenance-data-service.ts). MoveLeader needs raft peers and is not registered yet: gRPC answers
- * UNIMPLEMENTED for it.
+ * maintenance-data-service.ts). MoveLeader (leader transfer, issue #14) is not registered yet: gRPC
+ * answers UNIMPLEMENTED for it.
  */
 export function maintenanceService(s: EtcdServer): grpc.UntypedServiceImplementation {
   return {
     Status(_call: Call, cb: Cb) {
-      answer(cb, () => s.status().then((st) => ({
+      answer(s, cb, () => s.status().then((st) => ({
         header: c.header(s.header()),
         version: ETCD_COMPAT_VERSION,
         dbSize: st.dbSize,
@@ -32,7 +32,7 @@ export function maintenanceService(s: EtcdServer): grpc.UntypedServiceImplementa
       })));
     },
     Alarm(call: Call, cb: Cb) {
-      answer(cb, () => {
+      answer(s, cb, () => {
         const req = call.request;
         const action = req.action | 0;
         const alarm = req.alarm | 0;
@@ -45,10 +45,10 @@ export function maintenanceService(s: EtcdServer): grpc.UntypedServiceImplementa
     },
     Hash(_call: Call, cb: Cb) {
       // As etcd: the revision is read once the hash is done.
-      answer(cb, () => s.hash().then((h) => ({ header: c.header(s.header(h.revision)), hash: h.hash })));
+      answer(s, cb, () => s.hash().then((h) => ({ header: c.header(s.header(h.revision)), hash: h.hash })));
     },
     HashKV(call: Call, cb: Cb) {
-      answer(cb, () =>
+      answer(s, cb, () =>
         s.hashKV(Number(call.request.revision ?? 0)).then((r) => ({ header: c.header(s.header(r.revision)), hash: r.hash, compactRevision: r.compactRevision })),
       );
     },

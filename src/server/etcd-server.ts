@@ -110,7 +110,8 @@ export class EtcdServer {
   private gate: Promise<void> | undefined;
   private readonly quota: number;
   private autoCompactor: { run(): void; stop(): Promise<void> } | undefined;
-  private readonly log: Log;
+  /** The logger injected at start (the API layer logs internal errors through it). */
+  readonly log: Log;
   private readonly slowLog: LogLine;
   /** The index of the last entry applied here (the consistent index committed with the backend). */
   private applied: number;

@@ -143,12 +143,17 @@ export class ServerCall extends EventEmitter implements StreamListener {
     let msg = payload;
     if (compressed) {
       const enc = this.encoding;
+      // The limit applies after decompression too (as grpc-go's): a small gzip bomb stops at it.
+      const maxOutputLength = this.stream.conn.maxMessageBytes;
       try {
-        if (enc === 'gzip') msg = zlib.gunzipSync(payload);
-        else if (enc === 'deflate') msg = zlib.inflateSync(payload);
+        if (enc === 'gzip') msg = zlib.gunzipSync(payload, { maxOutputLength });
+        else if (enc === 'deflate') msg = zlib.inflateSync(payload, { maxOutputLength });
         else if (enc === '' || enc === 'identity') return this.sendStatus({ code: GrpcCode.INTERNAL, details: 'grpc: compressed flag set with identity or empty encoding' });
         else return this.sendStatus({ code: GrpcCode.UNIMPLEMENTED, details: `grpc: Decompressor is not installed for grpc-encoding "${enc}"` });
       } catch (err) {
+        if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+          return this.sendStatus({ code: GrpcCode.RESOURCE_EXHAUSTED, details: `grpc: received message after decompression larger than max (${maxOutputLength})` });
+        }
         return this.sendStatus({ code: GrpcCode.INTERNAL, details: `grpc: failed to decompress the received message: ${(err as Error).message}` });
       }
     }

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as protobuf from 'protobufjs';
 import { encodeJsonRequest, gatewayRoot, goString, JsonInputError, messageJson, readJson, readJsonPrefix, type JsonValue } from './jsonpb';
+import type { Log } from '../../server/bootstrap';
 
 // etcd 3.4's grpc-gateway: POST /v3/<service>/<call> with a JSON body. As etcd's, it is a client of the
 // member's own gRPC server over loopback: the JSON becomes the protobuf request, the gRPC answer (or
@@ -77,6 +78,8 @@ export interface GatewayOptions {
   maxBodyBytes: number;
   /** The gRPC server's receive limit, for the message of that answer. */
   maxRecvBytes: number;
+  /** The server's logger. */
+  log: Log;
 }
 
 export class Gateway {
@@ -149,7 +152,7 @@ export class Gateway {
   }
 
   private jsonError(res: ServerResponse, err: unknown): void {
-    if (!(err instanceof JsonInputError)) console.error('gateway: cannot read request:', err);
+    if (!(err instanceof JsonInputError)) this.opts.log('error', 'gateway: cannot read request', { error: (err as Error)?.message ?? String(err) });
     this.sendError(res, grpc.status.INVALID_ARGUMENT, (err as Error).message, false);
   }
 

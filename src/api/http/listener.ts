@@ -60,7 +60,7 @@ export function httpHandler(s: EtcdServer, gateway: Gateway): http.RequestListen
     }
     const pageNotFound = () => httpError(res, 404, '404 page not found');
     if (path === '/health') return void serveHealth(s, req, res).catch((err) => {
-      console.error('health check failed:', err);
+      s.log('error', 'health check failed', { error: (err as Error)?.message ?? String(err) });
       if (!res.headersSent) httpError(res, 500, 'Internal Server Error');
     });
     if (path === '/version') return serveVersion(req, res);
@@ -79,7 +79,7 @@ export function httpHandler(s: EtcdServer, gateway: Gateway): http.RequestListen
  */
 export async function serveClientUrls(s: EtcdServer, grpcServer: GrpcServer, urls: URL[]): Promise<ClientListeners> {
   const maxRecvBytes = s.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES;
-  const gatewayOpts = { target: '', maxRecvBytes, maxBodyBytes: Math.max(4 * maxRecvBytes, 16 * 1024 * 1024) };
+  const gatewayOpts = { target: '', maxRecvBytes, maxBodyBytes: Math.max(4 * maxRecvBytes, 16 * 1024 * 1024), log: s.log };
   const gateway = new Gateway(gatewayOpts);
   registerServerMetrics(s);
   const httpServer = http.createServer({ requestTimeout: 0, keepAliveTimeout: 30_000 }, httpHandler(s, gateway));

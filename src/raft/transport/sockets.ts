@@ -45,7 +45,7 @@ export function parsePeerUrl(raw: string | URL): URL {
   } catch {
     throw new Error(`invalid peer URL ${JSON.stringify(String(raw))}: not a URL`);
   }
-  if (url.protocol !== 'http:') throw new Error(`invalid peer URL ${url.href}: only http:// is supported (TLS is not implemented yet)`);
+  if (url.protocol !== 'http:') throw new Error(`invalid peer URL ${url.href}: only http:// is supported (Plinth has no peer TLS)`);
   if (!url.hostname) throw new Error(`invalid peer URL ${url.href}: no host`);
   if (url.pathname !== '/' && url.pathname !== '') throw new Error(`invalid peer URL ${url.href}: a path is not allowed`);
   return url;

@@ -1,4 +1,6 @@
+import * as http2 from 'node:http2';
 import * as net from 'node:net';
+import * as zlib from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiTargets, RawKv, startTarget } from '../grpc-client';
@@ -159,5 +161,25 @@ describe('HTTP/2 transport: compressed requests', () => {
     const r = await kv.range({ key: b('z') });
     kv.close();
     expect(r.kvs[0].value.toString()).toBe('a'.repeat(32));
+  });
+
+  it('refuses a request that inflates past the message limit (a small gzip bomb) with RESOURCE_EXHAUSTED', async () => {
+    const bomb = zlib.gzipSync(Buffer.alloc(64 * 1024 * 1024)); // ~64 KB on the wire
+    const body = Buffer.alloc(5 + bomb.length);
+    body[0] = 1;
+    body.writeUInt32BE(bomb.length, 1);
+    bomb.copy(body, 5);
+    const session = http2.connect(`http://${server.endpoint}`);
+    const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      const req = session.request({ ':method': 'POST', ':path': '/etcdserverpb.KV/Put', 'content-type': 'application/grpc', te: 'trailers', 'grpc-encoding': 'gzip' });
+      req.on('trailers', resolve);
+      req.on('response', (h) => { if (h['grpc-status'] !== undefined) resolve(h); });
+      req.on('error', reject);
+      req.resume();
+      req.end(body);
+    });
+    session.close();
+    expect(trailers['grpc-status']).toBe(String(grpc.status.RESOURCE_EXHAUSTED));
+    expect(String(trailers['grpc-message'])).toMatch(/after decompression larger than max/);
   });
 });
