@@ -1,29 +1,44 @@
 import type * as grpc from '@grpc/grpc-js';
-import type { EtcdServer } from '../server/etcd-server';
-import * as c from '../wire/convert';
+import type { EtcdServer, Member } from '../server/etcd-server';
 import { answer } from './errors';
 
 type Call = grpc.ServerUnaryCall<any, any>;
 type Cb = grpc.sendUnaryData<any>;
 
 /**
- * etcdserverpb.Cluster: MemberList of every member (names and client URLs published through the log).
- * MemberAdd/Remove/Update/Promote are issue #14: until then they are not registered and gRPC answers
- * UNIMPLEMENTED (etcdctl prints "Error: unknown method ..."), never a silent success.
+ * etcdserverpb.Cluster, as etcd 3.4's ClusterServer: member changes go through the server (checks, one
+ * conf change through the log, answered once applied here); every answer carries the member list after
+ * the change, and a header without a revision (etcd's ClusterServer fills cluster, member and term only).
  */
 export function clusterService(s: EtcdServer): grpc.UntypedServiceImplementation {
+  const header = () => ({ clusterId: s.clusterId.toString(), memberId: s.memberId.toString(), raftTerm: s.raftTerm });
+  const id = (v: unknown): bigint => BigInt.asUintN(64, BigInt((v as string | number | undefined) ?? 0));
+  const urls = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
   return {
     MemberList(_call: Call, cb: Cb) {
-      answer(s, cb, () => ({
-        header: c.header(s.header()),
-        members: s.members().map((m) => ({
-          ID: m.id.toString(),
-          name: m.name,
-          peerURLs: m.peerUrls,
-          clientURLs: m.clientUrls,
-          isLearner: m.isLearner,
+      answer(s, cb, () => ({ header: header(), members: s.members().map(wireMember) }));
+    },
+    MemberAdd(call: Call, cb: Cb) {
+      answer(s, cb, () =>
+        s.addMember(urls(call.request.peerURLs), !!call.request.isLearner).then((r) => ({
+          header: header(),
+          member: { ID: r.member.id.toString(), peerURLs: r.member.peerUrls, isLearner: r.member.isLearner },
+          members: r.members.map(wireMember),
         })),
-      }));
+      );
+    },
+    MemberRemove(call: Call, cb: Cb) {
+      answer(s, cb, () => s.removeMember(id(call.request.ID)).then((ms) => ({ header: header(), members: ms.map(wireMember) })));
+    },
+    MemberUpdate(call: Call, cb: Cb) {
+      answer(s, cb, () => s.updateMember(id(call.request.ID), urls(call.request.peerURLs)).then((ms) => ({ header: header(), members: ms.map(wireMember) })));
+    },
+    MemberPromote(call: Call, cb: Cb) {
+      answer(s, cb, () => s.promoteMember(id(call.request.ID)).then((ms) => ({ header: header(), members: ms.map(wireMember) })));
     },
   };
+}
+
+function wireMember(m: Member) {
+  return { ID: m.id.toString(), name: m.name, peerURLs: m.peerUrls, clientURLs: m.clientUrls, isLearner: m.isLearner };
 }

@@ -32,6 +32,8 @@ export async function startGrpc(
     // etcd's interceptors: a client that requires a leader (clientv3.WithRequireLeader) is refused
     // while there is none, and its streams end once there has been none for a while.
     admit: (call) => {
+      // etcd's interceptors: a learner serves Status and serializable ranges only (and no stream).
+      if (s.isLearner && !supportedForLearner(call)) return { code: Errors.notSupportedForLearner.code, details: Errors.notSupportedForLearner.message };
       if (!call.requireLeader) return undefined;
       if (s.leader === 0n) return { code: Errors.noLeader.code, details: Errors.noLeader.message };
       leaderWatch.add(call);
@@ -60,6 +62,13 @@ export async function startGrpc(
   const listeners = await serveClientUrls(s, server, urls);
   server.onShutdown(() => leaderWatch.stop());
   return { server, ports: listeners.ports, listeners };
+}
+
+/** etcd's isRPCSupportedForLearner. */
+function supportedForLearner(call: ServerCall): boolean {
+  const { service, name } = call.method;
+  if (service === 'etcdserverpb.Maintenance' && name === 'Status') return true;
+  return service === 'etcdserverpb.KV' && name === 'Range' && !!call.request?.serializable;
 }
 
 /**

@@ -11,9 +11,8 @@ type Call = grpc.ServerUnaryCall<any, any>;
 type Cb = grpc.sendUnaryData<any>;
 
 /**
- * etcdserverpb.Maintenance: Status, Alarm, Hash and HashKV (Defragment and Snapshot are in
- * maintenance-data-service.ts). MoveLeader (leader transfer, issue #14) is not registered yet: gRPC
- * answers UNIMPLEMENTED for it.
+ * etcdserverpb.Maintenance: Status, Alarm, Hash, HashKV and MoveLeader (Defragment and Snapshot are in
+ * maintenance-data-service.ts).
  */
 export function maintenanceService(s: EtcdServer): grpc.UntypedServiceImplementation {
   return {
@@ -46,6 +45,10 @@ export function maintenanceService(s: EtcdServer): grpc.UntypedServiceImplementa
     Hash(_call: Call, cb: Cb) {
       // As etcd: the revision is read once the hash is done.
       answer(s, cb, () => s.hash().then((h) => ({ header: c.header(s.header(h.revision)), hash: h.hash })));
+    },
+    MoveLeader(call: Call, cb: Cb) {
+      // etcd's answer is an empty MoveLeaderResponse (no header), once the transferee leads.
+      answer(s, cb, () => s.moveLeader(BigInt.asUintN(64, BigInt(call.request.targetID ?? 0))).then(() => ({})));
     },
     HashKV(call: Call, cb: Cb) {
       answer(s, cb, () =>

@@ -99,6 +99,10 @@ export const FLAGS: FlagSpec[] = [
   { name: 'heartbeat-interval', etcd: true, help: 'Time (in milliseconds) of a heartbeat interval.', apply: (c, v) => (c.heartbeatIntervalMs = int('heartbeat-interval', v, 1)) },
   { name: 'election-timeout', etcd: true, help: 'Time (in milliseconds) for an election to timeout.', apply: (c, v) => (c.electionTimeoutMs = int('election-timeout', v, 1)) },
   { name: 'snapshot-count', etcd: true, help: 'Number of committed transactions to trigger a snapshot to disk.', apply: (c, v) => (c.snapshotCount = int('snapshot-count', v, 1)) },
+  {
+    name: 'strict-reconfig-check', etcd: true, bool: true, help: 'Reject reconfiguration requests that would cause quorum loss.',
+    apply: (c, v) => (c.strictReconfigCheck = bool('strict-reconfig-check', v)),
+  },
   { name: 'pre-vote', etcd: true, bool: true, help: 'Enable to run an additional Raft election phase.', apply: (c, v) => (c.preVote = bool('pre-vote', v)) },
   { name: 'max-request-bytes', etcd: true, help: 'Maximum client request size in bytes the server will accept.', apply: (c, v) => (c.maxRequestBytes = int('max-request-bytes', v, 1)) },
   { name: 'max-txn-ops', etcd: true, help: 'Maximum number of operations permitted in a transaction.', apply: (c, v) => (c.maxTxnOps = int('max-txn-ops', v, 1)) },

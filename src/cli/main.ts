@@ -33,11 +33,15 @@ export async function main(argv: string[]): Promise<void> {
   const cfg = cmd.config;
   const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
   let server: EtcdServer;
+  // Set once serving: how the member stops (a signal, or its removal from the cluster).
+  let stopServing: ((why: string) => Promise<void>) | undefined;
   try {
     server = await EtcdServer.open(cfg, {
       log,
       // The WAL or the backend could not be written: stop, as etcd does; a restart replays the WAL.
       onFatal: () => process.exit(1),
+      // Removed from the cluster: stop as after SIGTERM, with status 0 (as etcd exits).
+      onRemoved: () => void (stopServing ? stopServing('removal from the cluster') : process.exit(0)),
     });
   } catch (err) {
     log(`cannot start: ${(err as Error).message}`);
@@ -50,7 +54,7 @@ export async function main(argv: string[]): Promise<void> {
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log(`received ${signal}, stopping`);
+    log(signal.startsWith('SIG') ? `received ${signal}, stopping` : `stopping after ${signal}`);
     // The HTTP side first: its gateway streams are gRPC calls that would hold up the gRPC shutdown.
     await listeners.close();
     const force = setTimeout(() => grpcServer.forceShutdown(), 5000);
@@ -59,6 +63,7 @@ export async function main(argv: string[]): Promise<void> {
     await server.close();
     process.exit(0);
   };
+  stopServing = stop;
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 }

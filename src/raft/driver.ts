@@ -170,6 +170,11 @@ export class RaftDriver {
     this.node.reportUnreachable(id);
   }
 
+  /** The index of the last snapshot point (entries up to it are never replayed). */
+  get snapshotPoint(): number {
+    return this.snapshotIndex;
+  }
+
   get term(): number {
     return this.node.term;
   }

@@ -4,12 +4,13 @@ import { MemoryStorage } from '../raft/core/memory-storage';
 import { RawNode } from '../raft/core/raw-node';
 import { encodeConfChange } from '../raft/core/raw-node';
 import { ConfChangeType, EntryType, type ConfState, type Entry, type HardState, type SnapshotMetadata } from '../raft/core/types';
+import { queryMembers } from '../raft/transport/peer-transport';
 import { Wal, walExists, type WalMetadata } from '../raft/wal/wal';
 import { openBackend, type Backend } from '../storage';
 import { dumpConsistentIndex, installBackendDump } from './backend-dump';
 import type { ServerConfig } from './config';
 import { clusterId as deriveClusterId, memberId as deriveMemberId } from './identity';
-import { bootstrapMembers, ClusterConfigError, memberContext, parseInitialCluster, type Member } from './membership';
+import { bootstrapMembers, ClusterConfigError, idHex, memberContext, parseInitialCluster, parseMemberContext, type Member } from './membership';
 
 // Starting a member on its data dir, as etcd's NewServer does: a new member of a new cluster writes the
 // cluster's first entries (one conf change per initial member, the same on every member, so their logs
@@ -60,11 +61,15 @@ export async function openMember(cfg: ServerConfig, log: Log, onSpaceProblem: (e
   const walDir = walDirOf(cfg);
   const haveWal = await walExists(walDir);
   let metadata: WalMetadata;
+  /** A log written before Plinth had clusters (no metadata): a single member. */
+  let legacy = false;
   let initialMembers: Member[] = [];
-  if (!haveWal) {
-    if (cfg.initialClusterState === 'existing') {
-      throw new ClusterConfigError('--initial-cluster-state existing: joining a running cluster needs `member add` first, which Plinth does not serve yet');
-    }
+  const joining = !haveWal && cfg.initialClusterState === 'existing';
+  if (joining) {
+    const j = await joinExistingCluster(cfg, log);
+    metadata = { memberId: j.localId, clusterId: j.clusterId };
+    initialMembers = j.members;
+  } else if (!haveWal) {
     const b = bootstrapMembers(parseInitialCluster(initialClusterOf(cfg)), cfg.initialClusterToken, cfg.name, cfg.initialAdvertisePeerUrls);
     metadata = { memberId: b.localId, clusterId: b.clusterId };
     initialMembers = b.members;
@@ -81,10 +86,17 @@ export async function openMember(cfg: ServerConfig, log: Log, onSpaceProblem: (e
       if (opened.metadata) metadata = opened.metadata;
       else {
         // A log written before Plinth had clusters: a single member, named by its flags.
+        legacy = true;
         const id = deriveMemberId(cfg.initialAdvertisePeerUrls, cfg.initialClusterToken);
         metadata = { memberId: id, clusterId: deriveClusterId([id]) };
         log('info', 'the WAL has no cluster metadata (written by an older Plinth): a single-member cluster', { 'member-id': metadata.memberId.toString(16) });
       }
+    } else if (joining) {
+      // No entries of its own: the leader sends the log from its start, or a snapshot of its backend.
+      log('info', 'starting a new member of an existing cluster', {
+        'local-member-id': metadata.memberId.toString(16), 'cluster-id': metadata.clusterId.toString(16),
+        'initial-cluster': initialClusterOf(cfg),
+      });
     } else {
       // The cluster's first entries: one AddNode per initial member (sorted by ID, as etcd), committed.
       const boot: Entry[] = initialMembers.map((m, i) => ({
@@ -129,7 +141,7 @@ export async function openMember(cfg: ServerConfig, log: Log, onSpaceProblem: (e
 
     // raft's view of the log: the snapshot point, then the entries after it.
     const storage = new MemoryStorage();
-    const snapMeta = snapshotPoint(snapshot, entries, initialMembers, metadata, haveWal);
+    const snapMeta = snapshotPoint(snapshot, entries, joining ? [] : initialMembers, metadata, haveWal, legacy);
     storage.applySnapshot({ metadata: snapMeta });
     storage.append(entries);
     storage.setHardState(hardState);
@@ -161,19 +173,65 @@ export async function openMember(cfg: ServerConfig, log: Log, onSpaceProblem: (e
 }
 
 /**
+ * A member joining a running cluster (--initial-cluster-state existing, after `member add`), as etcd's
+ * NewServer does it: the cluster's ID and members from the first other member of --initial-cluster that
+ * answers (etcd's GetClusterFromRemotePeers); the members must be exactly those of --initial-cluster,
+ * matched by peer URLs (ValidateClusterAndAssignIDs), and this member's ID is the one `member add` gave.
+ */
+async function joinExistingCluster(cfg: ServerConfig, log: Log): Promise<{ localId: bigint; clusterId: bigint; members: Member[] }> {
+  const initial = parseInitialCluster(initialClusterOf(cfg));
+  // The same checks as for a new cluster (local name present, advertised URLs, no duplicate URL).
+  bootstrapMembers(initial, cfg.initialClusterToken, cfg.name, cfg.initialAdvertisePeerUrls);
+  const remoteUrls = [...initial].filter(([name]) => name !== cfg.name).flatMap(([, urls]) => urls).sort();
+  let remote: { clusterId: bigint; members: Member[] } | undefined;
+  for (const url of remoteUrls) {
+    try {
+      const info = JSON.parse((await queryMembers(url, { timeoutMs: 5000 })).toString('utf8')) as { clusterId: string; members: unknown[] };
+      remote = {
+        clusterId: BigInt('0x' + info.clusterId),
+        members: info.members.map((m) => {
+          const { isPromote: _, ...member } = parseMemberContext(Buffer.from(JSON.stringify(m)));
+          return member;
+        }),
+      };
+      break;
+    } catch (err) {
+      log('warn', 'failed to get cluster information from a peer', { 'remote-peer-url': url, error: (err as Error).message });
+    }
+  }
+  if (!remote) throw new ClusterConfigError('cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs');
+  const norm = (urls: string[]) => urls.map((u) => new URL(u).href.replace(/\/$/, '')).sort().join(',');
+  const describe = () => remote!.members.map((m) => `${m.name}=${m.peerUrls.join(',')}`).join(',');
+  if (remote.members.length !== initial.size) {
+    throw new ClusterConfigError(`error validating peerURLs ${describe()}: member count is unequal`);
+  }
+  const localUrls = norm(cfg.initialAdvertisePeerUrls);
+  let localId: bigint | undefined;
+  for (const m of remote.members) {
+    const match = [...initial.values()].some((urls) => norm(urls) === norm(m.peerUrls));
+    if (!match) {
+      throw new ClusterConfigError(`error validating peerURLs ${describe()}: PeerURLs: no match found for existing member (${idHex(m.id)}, [${m.peerUrls.join(' ')}])`);
+    }
+    if (norm(m.peerUrls) === localUrls) localId = m.id;
+  }
+  if (localId === undefined) throw new ClusterConfigError(`error validating peerURLs ${describe()}: this member's peer URLs are not in the cluster; add it with 'etcdctl member add' first`);
+  return { localId, clusterId: remote.clusterId, members: remote.members };
+}
+
+/**
  * The raft snapshot point to start from: the log's own, or (no snapshot recorded yet) the start of
  * the log. A new cluster starts with its members known, as etcd's bootstrap applies them at once; a
  * log from before clusters starts with this member as the only voter.
  */
-function snapshotPoint(snapshot: SnapshotMetadata | undefined, entries: Entry[], initial: Member[], meta: WalMetadata, haveWal: boolean): SnapshotMetadata {
+function snapshotPoint(snapshot: SnapshotMetadata | undefined, entries: Entry[], initial: Member[], meta: WalMetadata, haveWal: boolean, legacy: boolean): SnapshotMetadata {
   if (snapshot) return snapshot;
   const first = entries.length ? entries[0].index : 1;
   const index = first - 1;
   const term = index > 0 && entries.length ? entries[0].term : 0;
   if (!haveWal) return { index: 0, term: 0, confState: { voters: initial.map((m) => m.id), learners: [] } };
-  const hasConfChanges = entries.some((e) => e.type === EntryType.CONF_CHANGE);
-  // A log that holds its conf changes rebuilds the conf state as they apply; an old one has none.
-  return { index, term, confState: hasConfChanges ? { voters: [], learners: [] } : { voters: [meta.memberId], learners: [] } };
+  // A log rebuilds the conf state as its conf changes apply (a member that joined an existing cluster
+  // may have none yet: it waits for the leader); a log from before clusters has none.
+  return { index, term, confState: legacy ? { voters: [meta.memberId], learners: [] } : { voters: [], learners: [] } };
 }
 
 export function readConsistentIndex(backend: Backend): number {
@@ -218,6 +276,9 @@ export async function initRestoredMember(
     await backend.scan(bucket, Buffer.alloc(0), undefined, (k) => void keys.push(k));
     for (const k of keys) backend.delete(bucket, k);
   }
+  // The new members are in the backend already: their conf changes below are at or before the
+  // consistent index, so a start only rebuilds raft's configuration from them.
+  for (const m of b.members) backend.put('members', Buffer.from(idHex(m.id)), memberContext(m));
   const n = b.members.length;
   const ci = Buffer.allocUnsafe(8);
   ci.writeBigUInt64BE(BigInt(n));

@@ -35,6 +35,11 @@ export interface ServerConfig {
   snapshotCount: number;
   /** Raft pre-vote (etcd's --pre-vote): a partitioned member cannot disrupt the others when it returns. */
   preVote: boolean;
+  /**
+   * etcd's --strict-reconfig-check (default true): member changes that would leave fewer started
+   * members than a quorum, or that a member not connected to every peer for 5 s asks for, are refused.
+   */
+  strictReconfigCheck: boolean;
   maxRequestBytes: number;
   maxTxnOps: number;
   /** Backend size at which the NOSPACE alarm is raised; 0 = etcd's default 2 GiB, negative = no quota. */
@@ -91,6 +96,7 @@ export function defaultConfig(): ServerConfig {
     electionTimeoutMs: 1000,
     snapshotCount: 100_000,
     preVote: false,
+    strictReconfigCheck: true,
     maxRequestBytes: 1.5 * 1024 * 1024,
     maxTxnOps: 128,
     quotaBackendBytes: 0,

@@ -19,7 +19,8 @@ import { META_CONSISTENT_INDEX, openMember, readConsistentIndex, receivedSnapsho
 import { effectiveQuota, type ServerConfig } from './config';
 import { takeSnapshot, type SnapshotData } from './snapshot';
 import { decodeInternalRequest, encodeInternalRequest, type AlarmRequest, type InternalRequest } from './internal-request';
-import { Membership, type Member } from './membership';
+import { decodeMembers, encodeMembers, idHex, memberContext, Membership, type Member } from './membership';
+import { Reconfiguration } from './reconfiguration';
 import { ProposalWaiters } from './proposals';
 import { ReadIndexer } from './read-index';
 import { readRequestId, RequestIdGenerator } from './request-id';
@@ -36,6 +37,8 @@ import { LeaseForwarder } from './lease-forwarding';
 const KV_OVERHEAD = 256;
 /** etcd refuses new proposals while applying lags committing by more than this (v3_server.go). */
 const MAX_APPLY_GAP = 5000;
+/** Meta key: indexes (u64 each) of conf changes refused when they first applied (see applyConfChange). */
+const META_REJECTED_CONF_CHANGES = Buffer.from('plinthRejectedConfChanges');
 
 export interface ResponseHeader {
   clusterId: bigint;
@@ -80,6 +83,11 @@ export interface ServerHooks {
   slowLog?: LogLine;
   /** The server cannot go on (the WAL or the backend failed to write): it has stopped serving. */
   onFatal?: (err: Error) => void;
+  /**
+   * This member was removed from the cluster (its removal applied here, or a peer refused it as
+   * removed): it has stopped serving, as etcd does ("the member has been permanently removed").
+   */
+  onRemoved?: () => void;
   /** The auto-compactor's clock (tests). */
   autoCompactionClock?: Clock;
 }
@@ -103,7 +111,10 @@ export class EtcdServer {
   private readonly ids: RequestIdGenerator;
   private readonly committer: BackendCommitter;
   private readonly leases: LeaseForwarder;
+  private readonly reconfig: Reconfiguration;
   private driver!: RaftDriver;
+  /** Set once this member's removal is known: it stops serving. */
+  private removed = false;
   private closed = false;
   private failed: Error | undefined;
   /** Set while the backend is swapped (defragment, a snapshot from the leader): nothing may read it meanwhile. */
@@ -177,6 +188,25 @@ export class EtcdServer {
       waitLeader: (timeoutMs) => this.waitLeader(timeoutMs),
       timeoutMs: this.requestTimeoutMs,
     });
+    this.reconfig = new Reconfiguration({
+      memberId: this.memberId,
+      membership,
+      strictReconfigCheck: cfg.strictReconfigCheck,
+      requestTimeoutMs: this.requestTimeoutMs,
+      heartbeatMs: cfg.heartbeatIntervalMs,
+      log,
+      lead: () => this.driver.lead,
+      raftStatus: () => this.driver.node.status(),
+      connectedSince: (id) => {
+        const t = this.driver.transport;
+        return t?.isConnected(id) ? t.connectedSince(id) : undefined;
+      },
+      proposeConfChange: (cc) => this.driver.proposeConfChange(cc),
+      transferLeader: (to) => this.driver.transferLeader(to),
+      nextId: () => RequestIdGenerator.toBigInt({ prefix: this.ids.prefix, seq: this.ids.next() }),
+      forwardPromote: (leader, id) => this.forwardPromote(leader, id),
+      stopped: () => this.closed || !!this.failed,
+    });
     // Expired leases are revoked through the log by the leader, like a client's revoke.
     this.leaseTimer = setInterval(() => this.revokeExpiredLeases(), 500);
     this.leaseTimer.unref();
@@ -184,6 +214,7 @@ export class EtcdServer {
       this.checkpointTimer = setInterval(() => this.checkpointLeases(), cfg.leaseCheckpointIntervalMs);
       this.checkpointTimer.unref();
     }
+    this.loadRejectedConfChanges();
     this.sweepTimer = setInterval(() => this.sweepProposals(), 500);
     this.sweepTimer.unref();
   }
@@ -255,7 +286,9 @@ export class EtcdServer {
         },
       );
       if (s.driver.isLeader) s.autoCompactor?.run();
-      s.publish();
+      // Removed while it was down, and its own log says so: it stops (the others refuse it anyway).
+      if (membership.isRemoved(m.memberId)) s.onRemovedFromCluster('its own log records its removal');
+      else s.publish();
       return s;
     } catch (err) {
       await server?.driver?.stop().catch(() => {});
@@ -284,6 +317,8 @@ export class EtcdServer {
       onUnreachable: (id) => this.driver.reportUnreachable(id),
       onSnapshotStatus: (id, ok) => this.driver.snapshotSent(id, ok),
       isRemoved: (id) => this.membership.isRemoved(id),
+      onRemoved: () => this.onRemovedFromCluster('a peer refused it as removed'),
+      membersInfo: () => this.membersInfo(),
       log: this.log,
       limits: { maxFrameBytes: 2 * Math.max(1024 * 1024, this.cfg.maxRequestBytes) + (1 << 20) },
       idleTimeoutMs: Math.max(5000, 5 * this.cfg.electionTimeoutMs),
@@ -308,6 +343,11 @@ export class EtcdServer {
 
   private onPeerRequest(from: bigint, kind: string, body: Buffer): Promise<Buffer> {
     if (kind.startsWith('lease-')) return this.leases.serve(kind, body);
+    if (kind === 'member-promote' && body.length === 8) {
+      return Promise.resolve()
+        .then(() => this.reconfig.promoteHere(body.readBigUInt64BE(0)))
+        .then((members) => encodeMembers(members));
+    }
     return Promise.reject(new Error(`unknown peer request "${kind}" from ${from.toString(16)}`));
   }
 
@@ -781,7 +821,12 @@ export class EtcdServer {
     }
   }
 
-  /** A conf change: the member list (idempotent) and raft's configuration, then the peers. */
+  /**
+   * A conf change, as etcd's applyConfChange: checked against the member list (the same verdict on every
+   * member), then the member list, raft's configuration and the peers; the member that proposed it
+   * answers its client. One the backend holds already (replayed after a restart) only rebuilds raft's
+   * configuration, unless it was refused when it first applied.
+   */
   private applyConfChange(e: Entry): void {
     let cc: ConfChange;
     try {
@@ -790,12 +835,126 @@ export class EtcdServer {
       this.fail(new Error(`cannot decode conf change entry ${e.index}: ${(err as Error).message}`));
       return;
     }
+    if (e.index <= this.applied) {
+      if (!this.rejectedConfChanges.has(e.index)) this.driver.applyConfChange(cc);
+      return;
+    }
+    const refused = this.membership.validate(cc);
+    if (refused) {
+      // Raft's configuration stays as it is (etcd applies the change with no node).
+      this.recordRejectedConfChange(e.index);
+      this.log('warn', 'rejected a configuration change', { index: e.index, 'raft-conf-change-node-id': idHex(cc.nodeId), error: refused.message });
+      this.reconfig.applied(cc, refused);
+      return;
+    }
     const change = this.membership.applyConfChange(cc);
     this.driver.applyConfChange(cc);
     const t = this.driver.transport;
     if (change.added && change.added.id !== this.memberId) t?.addPeer(change.added.id, change.added.peerUrls);
     if (change.updated && change.updated.id !== this.memberId) t?.updatePeer(change.updated.id, change.updated.peerUrls);
     if (change.removed !== undefined && change.removed !== this.memberId) t?.removePeer(change.removed);
+    this.reconfig.applied(cc, undefined);
+    if (change.removed === this.memberId) this.onRemovedFromCluster('its removal was applied');
+  }
+
+  /** Conf changes refused when first applied, by index (after the raft snapshot point only). */
+  private rejectedConfChanges = new Set<number>();
+
+  private loadRejectedConfChanges(): void {
+    const b = this.backend.get('meta', META_REJECTED_CONF_CHANGES);
+    for (let i = 0; b && i + 8 <= b.length; i += 8) this.rejectedConfChanges.add(Number(b.readBigUInt64BE(i)));
+  }
+
+  private recordRejectedConfChange(index: number): void {
+    // Entries at or before the last snapshot point are never replayed: their verdicts can go.
+    const floor = this.driver.snapshotPoint;
+    for (const i of this.rejectedConfChanges) if (i <= floor) this.rejectedConfChanges.delete(i);
+    this.rejectedConfChanges.add(index);
+    const b = Buffer.allocUnsafe(8 * this.rejectedConfChanges.size);
+    let o = 0;
+    for (const i of this.rejectedConfChanges) o = b.writeBigUInt64BE(BigInt(i), o);
+    this.backend.put('meta', META_REJECTED_CONF_CHANGES, b);
+  }
+
+  /**
+   * This member is no longer in the cluster: as etcd, it stops serving shortly after (so a leader can
+   * still tell the others that its removal committed), handing leadership to a voter first.
+   */
+  private onRemovedFromCluster(why: string): void {
+    if (this.removed || this.closed) return;
+    this.removed = true;
+    this.log('warn', 'the member has been permanently removed from the cluster', { 'local-member-id': idHex(this.memberId), reason: why });
+    if (this.driver.isLeader) {
+      const st = this.driver.node.status();
+      let best: bigint | undefined;
+      let bestMatch = -1;
+      for (const [id, pr] of st.progress ?? []) {
+        if (id !== this.memberId && !pr.isLearner && pr.match > bestMatch) [best, bestMatch] = [id, pr.match];
+      }
+      if (best !== undefined) this.driver.transferLeader(best);
+    }
+    const timer = setTimeout(() => {
+      this.waiters.failAll(Errors.stopped);
+      this.reconfig.close(Errors.stopped);
+      if (this.hooks.onRemoved) this.hooks.onRemoved();
+      else void this.close();
+    }, Math.max(1000, 10 * this.cfg.heartbeatIntervalMs));
+    timer.unref();
+  }
+
+  // --- membership (the Cluster service and MoveLeader) ---
+
+  /** Whether this member is a learner: it serves serializable ranges and Status only (etcd's interceptor). */
+  get isLearner(): boolean {
+    return this.membership.local?.isLearner ?? false;
+  }
+
+  addMember(peerUrls: string[], isLearner: boolean): Promise<{ member: Member; members: Member[] }> {
+    this.assertServing();
+    return this.reconfig.add(peerUrls, isLearner);
+  }
+
+  removeMember(id: bigint): Promise<Member[]> {
+    this.assertServing();
+    return this.reconfig.remove(id);
+  }
+
+  updateMember(id: bigint, peerUrls: string[]): Promise<Member[]> {
+    this.assertServing();
+    return this.reconfig.update(id, peerUrls);
+  }
+
+  promoteMember(id: bigint): Promise<Member[]> {
+    this.assertServing();
+    return this.reconfig.promote(id);
+  }
+
+  moveLeader(transferee: bigint): Promise<void> {
+    this.assertServing();
+    return this.reconfig.moveLeader(transferee);
+  }
+
+  /** A follower asks the leader to promote (etcd forwards over the peer port's HTTP). */
+  private async forwardPromote(leader: bigint, id: bigint): Promise<Member[]> {
+    const t = this.driver.transport;
+    if (!t) throw Errors.noLeader;
+    const body = Buffer.allocUnsafe(8);
+    body.writeBigUInt64BE(BigInt.asUintN(64, id));
+    let answer: Buffer;
+    try {
+      answer = await t.request(leader, 'member-promote', body, this.requestTimeoutMs);
+    } catch (err) {
+      const msg = (err as Error).message;
+      const known = [Errors.learnerNotReady, Errors.memberNotFound, Errors.memberNotLearner, Errors.memberNotEnoughStarted, Errors.notLeader, Errors.timeout]
+        .find((e) => msg === e.message || msg.endsWith(e.message));
+      throw known ?? err;
+    }
+    return decodeMembers(answer);
+  }
+
+  /** The cluster's ID and members, for a member joining with --initial-cluster-state existing. */
+  membersInfo(): Buffer {
+    return Buffer.from(JSON.stringify({ clusterId: idHex(this.clusterId), members: this.membership.list().map((m) => JSON.parse(memberContext(m).toString())) }));
   }
 
   private waitApplied(index: number): Promise<void> {
@@ -882,6 +1041,7 @@ export class EtcdServer {
     this.failed = err;
     this.log('error', `fatal: ${err.message}`);
     this.waiters.failAll(Errors.stopped);
+    this.reconfig.close(Errors.stopped);
     this.readIndexer.close();
     this.hooks.onFatal?.(err);
   }
@@ -896,7 +1056,7 @@ export class EtcdServer {
   }
 
   private assertServing(): void {
-    if (this.closed || this.failed) throw Errors.stopped;
+    if (this.closed || this.failed || this.removed) throw Errors.stopped;
   }
 
   /** Stops: finishes the entries under way, commits the backend with its consistent index, closes. */
@@ -913,6 +1073,7 @@ export class EtcdServer {
     await this.driver.transport?.close().catch(() => {});
     this.readIndexer.close();
     this.waiters.failAll(Errors.stopped);
+    this.reconfig.close(Errors.stopped);
     while (this.gate) await this.gate;
     // A compaction under way stops at its next batch; the next start resumes it.
     await this.store.close();

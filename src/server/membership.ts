@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { Errors, type EtcdError } from '../errors';
 import { ConfChangeType, type ConfChange, type ConfState, type NodeId } from '../raft/core/types';
 import type { Backend } from '../storage';
 import { clusterId as deriveClusterId, memberId as deriveMemberId } from './identity';
@@ -17,12 +19,17 @@ export interface Member {
 /** etcd's types.ID.String(): hex without leading zeros. */
 export const idHex = (id: bigint): string => BigInt.asUintN(64, id).toString(16);
 
-/** A conf change's context: the member it adds or updates (etcd puts the member's JSON there). */
-export function memberContext(m: Member): Buffer {
-  return Buffer.from(JSON.stringify({ id: idHex(m.id), name: m.name, peerURLs: m.peerUrls, clientURLs: m.clientUrls, isLearner: m.isLearner }));
+/**
+ * A conf change's context: the member it adds or updates (etcd puts the member's JSON there), and for
+ * a promotion (an ADD_NODE of a learner) isPromote, as etcd's ConfigChangeContext.
+ */
+export function memberContext(m: Member, isPromote = false): Buffer {
+  const v: Record<string, unknown> = { id: idHex(m.id), name: m.name, peerURLs: m.peerUrls, clientURLs: m.clientUrls, isLearner: m.isLearner };
+  if (isPromote) v.isPromote = true;
+  return Buffer.from(JSON.stringify(v));
 }
 
-export function parseMemberContext(buf: Buffer): Member {
+export function parseMemberContext(buf: Buffer): Member & { isPromote: boolean } {
   const v = JSON.parse(buf.toString('utf8')) as Record<string, unknown>;
   const strings = (x: unknown) => (Array.isArray(x) ? x.filter((s): s is string => typeof s === 'string') : []);
   if (typeof v.id !== 'string' || !/^[0-9a-f]{1,16}$/.test(v.id)) throw new Error('member context: bad id');
@@ -32,7 +39,51 @@ export function parseMemberContext(buf: Buffer): Member {
     peerUrls: strings(v.peerURLs),
     clientUrls: strings(v.clientURLs),
     isLearner: v.isLearner === true,
+    isPromote: v.isPromote === true,
   };
+}
+
+/** A member list between members (a forwarded promotion's answer): their contexts as a JSON array. */
+export function encodeMembers(ms: Member[]): Buffer {
+  return Buffer.from(`[${ms.map((m) => memberContext(m).toString('utf8')).join(',')}]`);
+}
+
+export function decodeMembers(buf: Buffer): Member[] {
+  const v = JSON.parse(buf.toString('utf8')) as unknown;
+  if (!Array.isArray(v)) throw new Error('member list: not an array');
+  return v.map((x) => {
+    const { isPromote: _, ...m } = parseMemberContext(Buffer.from(JSON.stringify(x)));
+    return m;
+  });
+}
+
+/**
+ * A member added at runtime gets etcd's NewMember ID: sha1 of its sorted peer URLs and the time in
+ * seconds (MemberAdd passes no cluster name), so adding the same URLs again later gives a new ID.
+ */
+export function newMemberId(peerUrls: string[], nowMs: number): bigint {
+  const b = [...peerUrls].sort().join('') + String(Math.floor(nowMs / 1000));
+  return createHash('sha1').update(b).digest().readBigUInt64BE(0);
+}
+
+/**
+ * etcd's types.NewURLs for a member's peer URLs: at least one; each http/https/unix/unixs with
+ * host:port and no path. Returns them trimmed and sorted, or undefined when any is invalid.
+ */
+export function parseMemberUrls(urls: string[]): string[] | undefined {
+  if (urls.length === 0) return undefined;
+  const out: string[] = [];
+  for (const raw of urls) {
+    const s = raw.trim();
+    const m = /^(https?|unixs?):\/\/([^/?#]*)(.*)$/i.exec(s);
+    if (!m) return undefined;
+    const [, , host, rest] = m;
+    // net.SplitHostPort: host:port (IPv6 in brackets); the port may be empty, the colon may not.
+    if (!/^(\[[^\]]*\]|[^:[\]]*):[^:]*$/.test(host.replace(/^[^@]*@/, ''))) return undefined;
+    if (rest !== '' && !/^[?#]/.test(rest)) return undefined;
+    out.push(s);
+  }
+  return out.sort();
 }
 
 /** --initial-cluster parsed: name → peer URLs, in the order given. */
@@ -95,6 +146,8 @@ export function bootstrapMembers(
 }
 
 const REMOVED = Buffer.from('removed');
+/** etcd 3.4's maxLearners. */
+export const MAX_LEARNERS = 1;
 
 export class Membership {
   private readonly byId = new Map<bigint, Member>();
@@ -107,7 +160,7 @@ export class Membership {
     this.byId.clear();
     this.removed.clear();
     await this.backend.scan('members', Buffer.alloc(0), undefined, (_k, v) => {
-      const m = parseMemberContext(v);
+      const { isPromote: _, ...m } = parseMemberContext(v);
       this.byId.set(m.id, m);
     });
     await this.backend.scan('members_removed', Buffer.alloc(0), undefined, (k) => {
@@ -143,6 +196,46 @@ export class Membership {
   }
 
   /**
+   * Whether a committed conf change may apply (etcd's ValidateConfigurationChange), with the error its
+   * proposer gets otherwise. Every member decides the same, as it has the same member list.
+   */
+  validate(cc: ConfChange): EtcdError | undefined {
+    const id = cc.nodeId;
+    if (this.removed.has(id)) return Errors.memberNotFound;
+    const existing = this.byId.get(id);
+    const urlsInUse = (except?: bigint) => new Set(this.list().filter((m) => m.id !== except).flatMap((m) => m.peerUrls));
+    switch (cc.type) {
+      case ConfChangeType.ADD_NODE:
+      case ConfChangeType.ADD_LEARNER_NODE: {
+        const m = parseMemberContext(cc.context);
+        if (m.isPromote) {
+          if (!existing) return Errors.memberNotFound;
+          if (!existing.isLearner) return Errors.memberNotLearner;
+          return undefined;
+        }
+        if (existing) return Errors.memberExist;
+        const used = urlsInUse();
+        if (m.peerUrls.some((u) => used.has(u))) return Errors.peerUrlExist;
+        if (m.isLearner && this.list().filter((x) => x.isLearner).length + 1 > MAX_LEARNERS) return Errors.tooManyLearners;
+        return undefined;
+      }
+      case ConfChangeType.REMOVE_NODE:
+        return existing ? undefined : Errors.memberNotFound;
+      case ConfChangeType.UPDATE_NODE: {
+        if (!existing) return Errors.memberNotFound;
+        const used = urlsInUse(id);
+        return parseMemberContext(cc.context).peerUrls.some((u) => used.has(u)) ? Errors.peerUrlExist : undefined;
+      }
+    }
+    return undefined;
+  }
+
+  /** Voting members that have published their name (etcd's IsStarted). */
+  startedVoters(): Member[] {
+    return this.list().filter((m) => !m.isLearner && m.name !== '');
+  }
+
+  /**
    * Applies a committed conf change to the member list. Idempotent (entries after the last snapshot
    * are applied again at every start). Returns what changed for the caller to act on (peers).
    */
@@ -154,9 +247,10 @@ export class Membership {
         if (m.id !== cc.nodeId) throw new Error(`conf change: member ${idHex(m.id)} in the context of a change for ${idHex(cc.nodeId)}`);
         const existing = this.byId.get(m.id);
         // Promotion (a learner added again as a voter) keeps what the member published.
+        const { isPromote: _, ...fields } = m;
         const member: Member = existing
-          ? { ...existing, peerUrls: m.peerUrls.length ? m.peerUrls : existing.peerUrls, isLearner: cc.type === ConfChangeType.ADD_LEARNER_NODE }
-          : { ...m, isLearner: cc.type === ConfChangeType.ADD_LEARNER_NODE };
+          ? { ...existing, peerUrls: m.isPromote || !m.peerUrls.length ? existing.peerUrls : m.peerUrls, isLearner: cc.type === ConfChangeType.ADD_LEARNER_NODE }
+          : { ...fields, isLearner: cc.type === ConfChangeType.ADD_LEARNER_NODE };
         this.put(member);
         return { added: member };
       }

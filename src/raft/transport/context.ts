@@ -23,6 +23,11 @@ export interface TransportContext {
   defer(fn: () => void): void;
   /** onUnreachable(id) at the end of this turn, once per peer however many messages were dropped. */
   reportUnreachable(id: NodeId): void;
+  /**
+   * A peer refused a connection of ours with MEMBER_REMOVED: onRemoved(by) at the end of this turn,
+   * once per transport.
+   */
+  reportRemoved(by: NodeId): void;
   /** Adds a link to the liveness timer's set (it leaves the set when it closes). */
   registerLink(link: Link): void;
   /**

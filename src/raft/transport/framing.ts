@@ -14,6 +14,11 @@ export const FrameType = {
   /** 8 opaque bytes the receiver echoes in a PONG (keeps an idle link alive, measures RTT). */
   PING: 4,
   PONG: 5,
+  /**
+   * MEMBERS connection, acceptor to dialer, the only frame on it: the acceptor's membersInfo() bytes
+   * (opaque to the transport; the server sends JSON), at most MAX_MEMBERS_BYTES.
+   */
+  MEMBERS: 6,
   /** Snapshot connection: u64 file size | the MsgSnap (message-codec's single-message encoding). */
   SNAP_HEADER: 16,
   /** Snapshot connection: the next bytes of the file. */

@@ -1,5 +1,5 @@
 // The connection handshake. Fixed layout, so a test proxy (or tcpdump) can read it:
-//   dialer → acceptor, exactly 30 bytes: "PLNT" | u8 version (1) | u8 kind (1 stream, 2 snapshot, 3 probe)
+//   dialer → acceptor, exactly 30 bytes: "PLNT" | u8 version (1) | u8 kind (1 stream, 2 snapshot, 3 probe, 4 members)
 //                                         | u64 BE cluster id | u64 BE from id | u64 BE to id
 //   acceptor → dialer: u8 status (0 ok) | u16 BE reason length | UTF-8 reason; on refusal it closes.
 // Nothing else is sent before the dialer has read an ok.
@@ -18,8 +18,12 @@ const MAX_REASON_BYTES = 0xffff;
  * PROBE: the member with the larger id, which never dials a stream, checks a silent peer with a hello
  * that is judged like any other (cluster, member, removed, known) and then closed: so a data dir from
  * another cluster is reported on both sides whichever of the two ids is smaller.
+ *
+ * MEMBERS: a member joining a running cluster (it knows neither the cluster id nor any member id,
+ * so all three are 0 in its hello) asks for the cluster's members, as etcd's GET /members on the
+ * peer port. Not judged: the answer (one MEMBERS frame) is public. See members-query.ts.
  */
-export const ConnectionKind = { STREAM: 1, SNAPSHOT: 2, PROBE: 3 } as const;
+export const ConnectionKind = { STREAM: 1, SNAPSHOT: 2, PROBE: 3, MEMBERS: 4 } as const;
 export type ConnectionKind = (typeof ConnectionKind)[keyof typeof ConnectionKind];
 
 /** The acceptor's answer. Codes are part of the protocol: never renumber. */
@@ -82,7 +86,7 @@ export function parseHello(buf: Buffer): Hello | string {
   const version = buf[4];
   if (version !== PROTOCOL_VERSION) return `unsupported peer protocol version ${version} (this member speaks ${PROTOCOL_VERSION})`;
   const kind = buf[5];
-  if (kind !== ConnectionKind.STREAM && kind !== ConnectionKind.SNAPSHOT && kind !== ConnectionKind.PROBE) return `unknown connection kind ${kind}`;
+  if (kind !== ConnectionKind.STREAM && kind !== ConnectionKind.SNAPSHOT && kind !== ConnectionKind.PROBE && kind !== ConnectionKind.MEMBERS) return `unknown connection kind ${kind}`;
   return { version, kind, clusterId: buf.readBigUInt64BE(6), from: buf.readBigUInt64BE(14), to: buf.readBigUInt64BE(22) };
 }
 
@@ -146,14 +150,15 @@ export function readHello(socket: net.Socket): Promise<{ head: Buffer; rest: Buf
   return readHead(socket, HELLO_BYTES, helloBytesNeeded, () => HELLO_BYTES);
 }
 
-/** The acceptor said no: status and its reason. */
+/** The acceptor said no: status and its reason. `where` (a URL), when given, is named in the message. */
 export class HandshakeRefused extends Error {
   override readonly name = 'HandshakeRefused';
   constructor(
     readonly status: number,
     readonly reason: string,
+    where?: string,
   ) {
-    super(`refused (status ${status}): ${reason}`);
+    super(where === undefined ? `refused (status ${status}): ${reason}` : `${where} refused the connection (status ${status}): ${reason}`);
   }
 }
 

@@ -39,6 +39,18 @@ export interface PeerTransportOptions {
   onSnapshotStatus(id: NodeId, ok: boolean): void;
   /** A member removed from the cluster: its connections are refused with "member removed". */
   isRemoved?(id: NodeId): boolean;
+  /**
+   * A peer refused this member's stream, probe or snapshot connection with "member removed": this
+   * member was removed from the cluster. Called once per transport (the first such refusal), after
+   * the current turn, never after close(). The refusal is logged as before.
+   */
+  onRemoved?(by: NodeId): void;
+  /**
+   * The answer to a MEMBERS query (connection kind 4, a joining member's queryMembers()): opaque
+   * bytes, at most 1 MiB (larger, or a throw: logged at error and the connection closed without an
+   * answer). Without it such queries are refused (bad protocol). Called once per query.
+   */
+  membersInfo?(): Buffer;
   log: Logger;
   limits?: TransportLimits;
   /** Dial plus handshake, and an acceptor's wait for the hello. */

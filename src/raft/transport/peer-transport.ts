@@ -8,8 +8,10 @@ import type * as net from 'node:net';
 import { MessageType, type Message, type NodeId } from '../core/types';
 import type { TransportContext } from './context';
 import { CodecError, TransportError } from './errors';
+import { encodeFrame, FrameType } from './framing';
 import { ConnectionKind, encodeReply, HandshakeStatus, hex, parseHello, readHello, type Hello } from './handshake';
 import { Link } from './link';
+import { MAX_MEMBERS_BYTES } from './members-query';
 import { encodedMessageSize } from './message-codec';
 import { resolveOptions, type LogLevel, type PeerTransportOptions, type ResolvedOptions } from './options';
 import { Peer, type PeerStats } from './peer';
@@ -20,6 +22,8 @@ import { startSnapshotSend } from './snapshot-sender';
 export type { PeerTransportOptions, TransportLimits, Logger, LogLevel } from './options';
 export type { PeerStats } from './peer';
 export { TransportError, RemoteError, CodecError, ProtocolError } from './errors';
+export { HandshakeRefused, HandshakeStatus } from './handshake';
+export { queryMembers, MAX_MEMBERS_BYTES, type QueryMembersOptions } from './members-query';
 
 /** Connections still in their handshake; more are refused at once (a flood costs nothing). */
 const MAX_PENDING_HANDSHAKES = 64;
@@ -44,6 +48,8 @@ export class PeerTransport {
   private livenessTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private closing: Promise<void> | undefined;
+  /** onRemoved was reported (it is called once per transport). */
+  private removedReported = false;
   /** Snapshot receptions being aborted (temp files being deleted), awaited by close(). */
   private readonly cleanups = new Set<Promise<void>>();
 
@@ -77,6 +83,12 @@ export class PeerTransport {
       defer: (fn) => {
         self.deferred.push(fn);
         self.scheduleTurnEnd();
+      },
+      reportRemoved: (by) => {
+        if (self.removedReported || self.closed) return;
+        self.removedReported = true;
+        const onRemoved = opts.onRemoved;
+        if (onRemoved !== undefined) self.ctx.defer(() => self.safeCall('onRemoved', () => onRemoved.call(opts, by)));
       },
       registerLink: (link) => self.links.add(link),
       logLimited: (key, level, msg, fields) => self.logLimited(key, level, msg, fields),
@@ -291,6 +303,8 @@ export class PeerTransport {
     if (this.closed) return this.refuse(socket, remote, HandshakeStatus.CLOSING, 'member shutting down', 'debug');
     const hello = parseHello(head);
     if (typeof hello === 'string') return this.refuse(socket, remote, HandshakeStatus.BAD_PROTOCOL, hello, 'warn');
+    // Not judged: a joining member knows neither the cluster id nor any member id yet.
+    if (hello.kind === ConnectionKind.MEMBERS) return this.answerMembers(socket, remote);
     const verdict = this.judge(hello);
     if (verdict !== undefined) return this.refuse(socket, remote, verdict.status, verdict.reason, verdict.level, hello);
     const peer = this.peers.get(hello.from)!;
@@ -307,6 +321,36 @@ export class PeerTransport {
     const link = new Link(socket, rest, { peerId: peer.id, kind, maxFrameBytes, writeHighWaterBytes, counters, log: this.opts.log });
     if (hello.kind === ConnectionKind.STREAM) peer.attach(link, `accepted from ${remote}`);
     else new SnapshotReceive(this.ctx, peer, link, this.opts.snapshotDir);
+  }
+
+  /**
+   * A MEMBERS query: ok, one MEMBERS frame with membersInfo()'s bytes, end. Without membersInfo it is
+   * refused (bad protocol); a list over MAX_MEMBERS_BYTES, or a membersInfo that throws, is logged
+   * at error and the connection closed without a reply.
+   */
+  private answerMembers(socket: net.Socket, remote: string): void {
+    if (this.opts.membersInfo === undefined) {
+      return this.refuse(socket, remote, HandshakeStatus.BAD_PROTOCOL, 'this member does not answer members queries', 'warn');
+    }
+    let payload: Buffer;
+    try {
+      const info: unknown = this.opts.membersInfo();
+      if (!(info instanceof Uint8Array)) throw new Error('it returned no Buffer');
+      payload = Buffer.isBuffer(info) ? info : Buffer.from(info.buffer, info.byteOffset, info.byteLength);
+    } catch (err) {
+      this.logLimited(`members-info:${err instanceof Error ? err.message : String(err)}`, 'error', `cannot answer a members query from ${remote}: the membersInfo callback failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`, { remote });
+      socket.destroy();
+      return;
+    }
+    if (payload.length > MAX_MEMBERS_BYTES) {
+      this.logLimited('members-too-large', 'error', `cannot answer a members query from ${remote}: the members list is ${payload.length} bytes, more than the limit of ${MAX_MEMBERS_BYTES}; closed without an answer`, { remote, bytes: payload.length });
+      socket.destroy();
+      return;
+    }
+    socket.end(Buffer.concat([encodeReply(HandshakeStatus.OK), encodeFrame(FrameType.MEMBERS, payload)]));
+    socket.resume(); // whatever the dialer sends is discarded; its close ends ours
+    setTimeout(() => socket.destroy(), Math.max(REFUSAL_LINGER_MS, this.resolved.dialTimeoutMs)).unref();
+    this.opts.log('debug', `answered a members query from ${remote}`, { remote, bytes: payload.length });
   }
 
   /** Why a hello is refused, or undefined to accept. Never merges two clusters. */

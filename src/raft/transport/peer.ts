@@ -413,6 +413,7 @@ export class Peer {
         this.sentFailures++;
         this.urlIndex++;
         this.logDialFailure(url, err);
+        this.checkRemoved(err);
         this.scheduleDial();
       },
     );
@@ -442,11 +443,18 @@ export class Peer {
       (err: Error) => {
         if (!settle()) return;
         this.urlIndex++;
-        if (err instanceof HandshakeRefused) this.logDialFailure(url, err);
-        else this.ctx.logLimited(`probe:${this.id}:${err.message}`, 'debug', `cannot probe peer ${hex(this.id)} at ${url.host}: ${err.message}`, { peer: hex(this.id), url: url.href });
+        if (err instanceof HandshakeRefused) {
+          this.logDialFailure(url, err);
+          this.checkRemoved(err);
+        } else this.ctx.logLimited(`probe:${this.id}:${err.message}`, 'debug', `cannot probe peer ${hex(this.id)} at ${url.host}: ${err.message}`, { peer: hex(this.id), url: url.href });
         this.scheduleDial();
       },
     );
+  }
+
+  /** A refusal with "member removed": this member was removed from the cluster (onRemoved, once per transport). */
+  checkRemoved(err: unknown): void {
+    if (err instanceof HandshakeRefused && err.status === HandshakeStatus.MEMBER_REMOVED) this.ctx.reportRemoved(this.id);
   }
 
   private logDialFailure(url: URL, err: Error): void {

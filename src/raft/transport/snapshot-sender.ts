@@ -49,6 +49,7 @@ export function startSnapshotSend(ctx: TransportContext, peer: Peer, msg: Messag
           break;
         } catch (err) {
           lastErr = err as Error;
+          peer.checkRemoved(err);
         }
       }
       abortDial = undefined;

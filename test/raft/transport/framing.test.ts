@@ -110,7 +110,11 @@ describe('handshake', () => {
     expect(parseHello(h)).toBe('unsupported peer protocol version 2 (this member speaks 1)');
     h[4] = 1;
     h[5] = 4;
-    expect(parseHello(h)).toBe('unknown connection kind 4');
+    expect(parseHello(h)).toEqual({ version: 1, kind: ConnectionKind.MEMBERS, clusterId: 1n, from: 1n, to: 2n });
+    h[5] = 5;
+    expect(parseHello(h)).toBe('unknown connection kind 5');
+    h[5] = 0;
+    expect(parseHello(h)).toBe('unknown connection kind 0');
   });
 
   it('answers u8 status, u16 length, reason', () => {

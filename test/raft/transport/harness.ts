@@ -33,6 +33,8 @@ export interface TestNode {
   /** When set, receives batches instead of `received` (benchmarks). */
   onMessages?: (from: bigint, msgs: Message[]) => void;
   removed: Set<bigint>;
+  /** Every onRemoved call (the peer that said this member was removed). */
+  removedBy: bigint[];
   close(): Promise<void>;
 }
 
@@ -56,6 +58,7 @@ export async function startNode(id: bigint, o: NodeOptions = {}): Promise<TestNo
     logs: [],
     onRequest: async (_from, kind, body) => Buffer.concat([Buffer.from(`${kind}:`), body]),
     removed: new Set(),
+    removedBy: [],
     close: async () => {
       await node.t.close();
       if (o.snapshotDir === undefined) rmSync(dir, { recursive: true, force: true });
@@ -71,6 +74,7 @@ export async function startNode(id: bigint, o: NodeOptions = {}): Promise<TestNo
     backoffMaxMs: 200,
     dialTimeoutMs: 1000,
     isRemoved: (x) => node.removed.has(x),
+    onRemoved: (by) => node.removedBy.push(by),
     ...rest,
     onMessages: (from, msgs) => {
       if (node.onMessages) return node.onMessages(from, msgs);
