@@ -156,6 +156,37 @@ export function stepLeader(r: Raft, m: Message): void {
   }
 }
 
+/** At most this many proposals, and bytes of entry data, are held during a leader transfer. */
+export const MAX_HELD_PROPOSALS = 4096;
+export const MAX_HELD_PROPOSAL_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Proposals held during a leader transfer go where they can be taken now: to the new leader once this
+ * member follows it, or into this leader's log if the transfer was abandoned. Without a leader (an
+ * election under way) they wait; their proposers' timeouts bound that.
+ */
+export function releaseHeldProposals(r: Raft): void {
+  if (r.state === StateType.Leader) {
+    if (r.leadTransferee !== NONE) return;
+  } else if (r.lead === NONE) {
+    return;
+  }
+  const held = r.heldProposals;
+  r.heldProposals = [];
+  r.heldProposalBytes = 0;
+  for (const m of held) {
+    if (r.state === StateType.Leader) {
+      try {
+        stepLeaderProposal(r, m);
+      } catch {
+        // Removed meanwhile, or over the uncommitted limit: dropped, as raft drops proposals.
+      }
+    } else {
+      r.send({ ...m, to: r.lead, term: 0 });
+    }
+  }
+}
+
 function stepLeaderProposal(r: Raft, m: Message): void {
   if (m.entries.length === 0) {
     r.warn?.(`${hex(r.id)} stepped empty MsgProp from ${hex(m.from)}; dropping it`);
@@ -164,6 +195,14 @@ function stepLeaderProposal(r: Raft, m: Message): void {
   // Removed from the configuration while leader: no new proposals.
   if (!r.selfProgress) throw ErrProposalDropped;
   if (r.leadTransferee !== NONE) {
+    // Held for the new leader (within bounds) rather than dropped: never appended here, so forwarding
+    // it later cannot make it apply twice.
+    const bytes = m.entries.reduce((n, e) => n + e.data.length, 0);
+    if (r.heldProposals.length < MAX_HELD_PROPOSALS && r.heldProposalBytes + bytes <= MAX_HELD_PROPOSAL_BYTES) {
+      r.heldProposals.push(m);
+      r.heldProposalBytes += bytes;
+      return;
+    }
     r.debug?.(`${hex(r.id)} [term ${r.term}] transfer leadership to ${hex(r.leadTransferee)} is in progress; dropping proposal`);
     throw ErrProposalDropped;
   }

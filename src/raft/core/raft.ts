@@ -15,7 +15,7 @@
 import { Changer, restoreConfig, type SingleChange, type TrackerConfig } from './conf-change';
 import { ProgressTracker, VoteResult, type Progress } from './progress';
 import { NO_LIMIT, RaftLog } from './raft-log';
-import { stepCandidate, stepFollower, stepLeader } from './raft-step';
+import { releaseHeldProposals, stepCandidate, stepFollower, stepLeader } from './raft-step';
 import { MAX_PENDING_READ_INDEX, ReadOnly } from './read-only';
 import {
   EntryType, ErrCompacted, ErrSnapshotTemporarilyUnavailable, MessageType, NONE, ProgressState, RaftError, StateType,
@@ -55,6 +55,13 @@ export class Raft {
   lead: NodeId = NONE;
   /** The member leadership is being transferred to (raft thesis 3.10), or NONE. */
   leadTransferee: NodeId = NONE;
+  /**
+   * Proposals that reached the leader while it was handing leadership over (see stepLeaderProposal):
+   * forwarded to the new leader once known, or appended if the transfer is abandoned. Bounded; etcd's
+   * raft drops them, so a client's write would wait for its timeout across a MoveLeader.
+   */
+  heldProposals: Message[] = [];
+  heldProposalBytes = 0;
   /**
    * At least the index of the latest conf change in the log; another may be proposed only once the
    * applied index has reached it (one pending change at a time).
@@ -327,6 +334,7 @@ export class Raft {
 
   tick(): void {
     this.tickFn();
+    if (this.heldProposals.length > 0) releaseHeldProposals(this);
   }
 
   /** Followers and candidates: campaign once the randomized election timeout has passed. */
@@ -517,6 +525,7 @@ export class Raft {
       default:
         this.stepFn(this, m);
     }
+    if (this.heldProposals.length > 0) releaseHeldProposals(this);
   }
 
   private hup(): void {

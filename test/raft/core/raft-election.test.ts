@@ -743,14 +743,37 @@ describe('leader transfer', () => {
     checkTransfer(lead, StateType.Leader, 1);
   });
 
-  it('proposals are dropped while it is under way', () => {
+  it('proposals are held while it is under way (not appended), and appended if it is abandoned', () => {
     const { nt, lead } = elected();
     nt.isolate(3);
     nt.send(msg({ type: MessageType.MsgTransferLeader, from: 3, to: 1 }));
     expect(lead.leadTransferee).toBe(3n);
     nt.send(msg({ type: MessageType.MsgProp, from: 1, to: 1, entries: [entry(0, 0)] }));
-    expect(() => lead.step(msg({ type: MessageType.MsgProp, from: 1, to: 1, entries: [entry(0, 0)] }))).toThrow('raft proposal dropped');
+    lead.step(msg({ type: MessageType.MsgProp, from: 2, to: 1, entries: [entry(0, 0)] }));
     expect(lead.prs.progress.get(1n)!.match).toBe(1);
+    expect(lead.heldProposals).toHaveLength(2);
+    // An election timeout later the transfer is abandoned: the held proposals go into the log.
+    for (let i = 0; i < lead.electionTimeout; i++) lead.tick();
+    expect(lead.leadTransferee).toBe(0n);
+    expect(lead.heldProposals).toHaveLength(0);
+    expect(lead.raftLog.lastIndex()).toBe(3);
+  });
+
+  it('held proposals go to the new leader once it is known', () => {
+    const { nt, lead } = elected();
+    nt.ignore(MessageType.MsgTimeoutNow);
+    nt.send(msg({ type: MessageType.MsgTransferLeader, from: 3, to: 1 }));
+    lead.step(msg({ type: MessageType.MsgProp, from: 1, to: 1, entries: [entry(0, 0)] }));
+    expect(lead.heldProposals).toHaveLength(1);
+    // Member 3 wins an election; the old leader forwards what it held once it hears from 3.
+    nt.recover();
+    nt.send(msg({ type: MessageType.MsgHup, from: 3, to: 3 }));
+    expect(lead.state).toBe(StateType.Follower);
+    expect(lead.lead).toBe(3n);
+    expect(lead.heldProposals).toHaveLength(0);
+    const newLead = nt.peers.get(3n) as unknown as { raftLog: { lastIndex(): number } };
+    // The no-op of term 2 and the forwarded proposal.
+    expect(newLead.raftLog.lastIndex()).toBe(3);
   });
 
   it('a higher-term vote ends it', () => {
