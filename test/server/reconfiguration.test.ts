@@ -194,7 +194,21 @@ describe('member changes in one process', () => {
     const { s: m2 } = await grow(m1, initial, tok, 'm2');
     const { s: m3 } = await grow(m1, initial, tok, 'm3');
     const all = [m1, m2, m3];
-    for (const target of [m2, m3, m1]) {
+    await leaderOf(all);
+    // A writer on every member throughout: no write may wait long (etcd's raft drops the proposals that
+    // reach the leader mid-handover, and those clients wait for their request timeout).
+    let writing = true;
+    let slowest = 0;
+    let acked = 0;
+    const writers = all.map(async (m, w) => {
+      for (let i = 0; writing; i++) {
+        const t0 = Date.now();
+        await put(m, `w${w}-${i}`, 'v');
+        slowest = Math.max(slowest, Date.now() - t0);
+        acked++;
+      }
+    });
+    for (const target of [m2, m3, m1, m3]) {
       const lead = await leaderOf(all);
       const follower = all.find((m) => m !== lead)!;
       await expect(follower.moveLeader(target.memberId)).rejects.toBe(Errors.notLeader);
@@ -202,6 +216,11 @@ describe('member changes in one process', () => {
       expect(target.isLeader).toBe(true);
       await put(target, `under-${target.cfg.name}`, 'v');
     }
+    writing = false;
+    await Promise.all(writers);
+    expect(acked).toBeGreaterThan(30);
+    // At most an election timeout (200 ms here) around each handover.
+    expect(slowest).toBeLessThan(m1.cfg.electionTimeoutMs);
     const lead = await leaderOf(all);
     await expect(lead.moveLeader(12345n)).rejects.toBe(Errors.badLeaderTransferee);
     const added = await lead.addMember([`http://127.0.0.1:${await freePort()}`], true);
