@@ -190,9 +190,11 @@ describe('member changes in one process', () => {
   });
 
   it('MoveLeader hands leadership to each member in turn; refused for a learner, an unknown member, and on a follower', async () => {
-    const { s: m1, tok, initial } = await single();
-    const { s: m2 } = await grow(m1, initial, tok, 'm2');
-    const { s: m3 } = await grow(m1, initial, tok, 'm3');
+    // etcd's default timing, so that the bound below is etcd's election timeout (1 s), not a test's.
+    const timing = { heartbeatIntervalMs: 100, electionTimeoutMs: 1000 };
+    const { s: m1, tok, initial } = await single(timing);
+    const { s: m2 } = await grow(m1, initial, tok, 'm2', { over: timing });
+    const { s: m3 } = await grow(m1, initial, tok, 'm3', { over: timing });
     const all = [m1, m2, m3];
     await leaderOf(all);
     // A writer on every member throughout: no write may wait long (etcd's raft drops the proposals that
@@ -219,7 +221,7 @@ describe('member changes in one process', () => {
     writing = false;
     await Promise.all(writers);
     expect(acked).toBeGreaterThan(30);
-    // At most an election timeout (200 ms here) around each handover.
+    // At most an election timeout around each handover (a dropped write would wait 7 s).
     expect(slowest).toBeLessThan(m1.cfg.electionTimeoutMs);
     const lead = await leaderOf(all);
     await expect(lead.moveLeader(12345n)).rejects.toBe(Errors.badLeaderTransferee);
