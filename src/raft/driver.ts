@@ -24,8 +24,8 @@ export interface RaftDriverHooks {
   onReadStates(rs: ReadState[]): void;
   /** Replace the state machine with the snapshot in file (received from the leader), durably. */
   installSnapshot(file: string, meta: SnapshotMetadata): Promise<void>;
-  /** Dump the state machine (the backend as applied now) into a new file, for a follower. */
-  dumpSnapshot(): Promise<string>;
+  /** Dump the state machine (the backend as applied now) into a new file, for a follower; with the applied index it holds. */
+  dumpSnapshot(): Promise<{ file: string; index: number }>;
   /** Resolves once the backend durably holds every entry applied before the call. */
   backendDurable(): Promise<void>;
   /** While the state machine is held (a defragment swaps the engine), applying waits for this. */
@@ -133,10 +133,20 @@ export class RaftDriver {
     this.schedule();
   }
 
-  /** The server applied a conf change entry: tell the core (which returns the new conf state). */
-  applyConfChange(cc: ConfChange): ConfState {
+  /** The server applied the conf change entry at index: tell the core (which returns the new conf state). */
+  applyConfChange(cc: ConfChange, index: number): ConfState {
     this.confState = this.node.applyConfChange(cc);
+    this.confHistory.push({ index, confState: this.confState });
     return this.confState;
+  }
+
+  /** The conf state after each conf change applied since the last snapshot point (few: one per change). */
+  private confHistory: { index: number; confState: ConfState }[] = [];
+
+  /** The configuration as of an applied index at or after the last snapshot point. */
+  private confStateAt(index: number): ConfState {
+    for (let i = this.confHistory.length - 1; i >= 0; i--) if (this.confHistory[i].index <= index) return this.confHistory[i].confState;
+    return this.storage.snapshot().metadata.confState;
   }
 
   /** Messages from a peer (the transport's onMessages). */
@@ -264,16 +274,33 @@ export class RaftDriver {
     const transport = this.transport;
     this.hooks.log('info', 'sending database snapshot', { to: m.to.toString(16), index: m.snapshot?.metadata.index });
     void this.hooks.dumpSnapshot().then(
-      (file) => {
+      ({ file, index }) => {
         if (this.stopped || !this.sendingSnapshot.has(m.to)) return void rm(file, { force: true });
         this.sendingSnapshot.set(m.to, file);
-        transport.sendSnapshot(m, file);
+        transport.sendSnapshot(this.snapshotMessageFor(m, index), file);
       },
       (err: Error) => {
         this.hooks.log('warn', 'cannot dump a snapshot for a follower', { to: m.to.toString(16), error: err.message });
         this.snapshotSent(m.to, false);
       },
     );
+  }
+
+  /**
+   * The MsgSnap that goes with a dump: raft made it from the last snapshot point, but the dump holds the
+   * backend at a later applied index. As etcd's createMergedSnapshotMessage, the message says that index,
+   * its term and the configuration then: a member added after the snapshot point is in it (raft refuses a
+   * snapshot whose configuration lacks the receiver), and the follower does not replay what it holds.
+   */
+  private snapshotMessageFor(m: Message, index: number): Message {
+    if (!m.snapshot || index <= m.snapshot.metadata.index) return m;
+    let term: number;
+    try {
+      term = this.storage.term(index);
+    } catch {
+      return m; // compacted meanwhile: the stored point is still a correct (older) description
+    }
+    return { ...m, snapshot: { ...m.snapshot, metadata: { index, term, confState: this.confStateAt(index) } } };
   }
 
   /** The transport's onSnapshotStatus. */
@@ -297,6 +324,7 @@ export class RaftDriver {
     await this.hooks.installSnapshot(file, meta);
     this.storage.applySnapshot({ metadata: meta });
     this.confState = meta.confState;
+    this.confHistory = [];
     this.snapshotIndex = meta.index;
     if (this.opts.durableBackend) await this.wal.releaseTo(meta.index);
     this.hooks.log('info', 'applied incoming Raft snapshot', { 'snapshot-index': meta.index });
@@ -335,6 +363,8 @@ export class RaftDriver {
     this.snapshotPreparing = false;
     if (due.index <= this.snapshotIndex) return;
     const snap = this.storage.createSnapshot(due.index, due.confState);
+    // Conf states at or before the snapshot point are the snapshot's (or older): no longer needed.
+    this.confHistory = this.confHistory.filter((h) => h.index > due.index);
     if (this.opts.durableBackend) {
       // The commit index written before the snapshot record covers it (nothing replays a log below it).
       if (this.unsyncedHardState) await this.writeWal([]);

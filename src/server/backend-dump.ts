@@ -16,11 +16,13 @@ const META_CONSISTENT_INDEX = Buffer.from('consistent_index');
 export class DumpError extends Error {}
 
 /** Writes the backend's committed state (one consistent view) into file; returns its size. */
-export async function writeBackendDump(backend: Backend, file: string): Promise<number> {
+/** Writes the backend to file; returns the file's size and the consistent index the dump holds. */
+export async function writeBackendDump(backend: Backend, file: string): Promise<{ bytes: number; consistentIndex: number | undefined }> {
   const tmp = `${file}.tmp`;
   const fh = await open(tmp, 'w', 0o600);
   const hash = createHash('sha256');
   let size = 0;
+  let consistentIndex: number | undefined;
   const write = async (b: Buffer) => {
     hash.update(b);
     await fh.write(b, 0, b.length, size);
@@ -31,6 +33,9 @@ export async function writeBackendDump(backend: Backend, file: string): Promise<
     await backend.dumpInSlices(async (bucket, records) => {
       let n = 0;
       for (const [k, v] of records) n += 9 + k.length + v.length;
+      if (bucket === 'meta') {
+        for (const [k, v] of records) if (k.equals(META_CONSISTENT_INDEX)) consistentIndex = Number(v.readBigUInt64BE(0));
+      }
       const buf = Buffer.allocUnsafe(n);
       let p = 0;
       for (const [k, v] of records) {
@@ -57,7 +62,7 @@ export async function writeBackendDump(backend: Backend, file: string): Promise<
   }
   await fh.close();
   await rename(tmp, file);
-  return size;
+  return { bytes: size, consistentIndex };
 }
 
 /**

@@ -836,7 +836,7 @@ export class EtcdServer {
       return;
     }
     if (e.index <= this.applied) {
-      if (!this.rejectedConfChanges.has(e.index)) this.driver.applyConfChange(cc);
+      if (!this.rejectedConfChanges.has(e.index)) this.driver.applyConfChange(cc, e.index);
       return;
     }
     const refused = this.membership.validate(cc);
@@ -848,7 +848,7 @@ export class EtcdServer {
       return;
     }
     const change = this.membership.applyConfChange(cc);
-    this.driver.applyConfChange(cc);
+    this.driver.applyConfChange(cc, e.index);
     const t = this.driver.transport;
     if (change.added && change.added.id !== this.memberId) t?.addPeer(change.added.id, change.added.peerUrls);
     if (change.updated && change.updated.id !== this.memberId) t?.updatePeer(change.updated.id, change.updated.peerUrls);
@@ -991,13 +991,16 @@ export class EtcdServer {
 
   // --- snapshots between members ---
 
-  /** The backend as applied now, into a file, for a follower the leader's log no longer reaches. */
-  private async dumpForFollower(): Promise<string> {
+  /**
+   * The backend as applied now, into a file, for a follower the leader's log no longer reaches; with the
+   * applied index the file holds (the snapshot's index, as etcd's createMergedSnapshotMessage).
+   */
+  private async dumpForFollower(): Promise<{ file: string; index: number }> {
     await this.ready();
     const file = `${snapDirOf(this.cfg)}/outgoing-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.snap`;
     await this.committer.commitNow();
-    await writeBackendDump(this.backend, file);
-    return file;
+    const { consistentIndex } = await writeBackendDump(this.backend, file);
+    return { file, index: consistentIndex ?? 0 };
   }
 
   /** The leader's snapshot replaces this member's state: the backend, then everything built on it. */

@@ -78,7 +78,7 @@ describe('the driver\'s WAL writes', () => {
       durableBackend: true, confState: { voters: [1n], learners: [] }, advanceTicks: 0,
       hooks: {
         apply: (es) => applied.push(...es.map((x) => x.index)),
-        onSoftState: () => {}, onReadStates: () => {}, installSnapshot: async () => {}, dumpSnapshot: async () => '',
+        onSoftState: () => {}, onReadStates: () => {}, installSnapshot: async () => {}, dumpSnapshot: async () => ({ file: '', index: 0 }),
         backendDurable: async () => {}, gate: () => undefined, onFatal: (err) => { throw err; }, log: () => {},
       },
     });

@@ -1,20 +1,25 @@
 // The seeded simulator over many seeds (see simulator.ts). Environment:
-//   RAFT_SIM_SEEDS=n    seeds of 3 members (default 2000; 5 members get half as many)
-//   RAFT_SIM_SEED=s     replay one seed (with RAFT_SIM_MEMBERS=3|5), printing its whole trace
-//   RAFT_SIM_STEPS=n    fault-phase steps per seed (default 500)
+//   RAFT_SIM_SEEDS=n       seeds of 3 members (default 2000; 5 members get half as many)
+//   RAFT_SIM_CONF_SEEDS=n  seeds of 3 members with member changes (default 1000; 5 members half as many)
+//   RAFT_SIM_SEED=s        replay one seed (with RAFT_SIM_MEMBERS=3|5, and RAFT_SIM_CONF=1 for a run
+//                          with member changes, RAFT_SIM_STORAGE_SNAPSHOTS=1 to send the storage's
+//                          snapshots as they are: see SimOptions), printing its whole trace
+//   RAFT_SIM_STEPS=n       fault-phase steps per seed (default 500)
 import { describe, expect, it } from 'vitest';
+import { majorityCommittedIndex, VoteResult } from '../../../src/raft/core/progress';
 import { Raft } from '../../../src/raft/core/raft';
 import { RawNode } from '../../../src/raft/core/raw-node';
-import type { Entry, Message, RaftConfig } from '../../../src/raft/core/types';
-import { SafetyViolation, Simulator, type SimOptions, type SimStats } from './simulator';
+import { ConfChangeType, type ConfChange, type ConfState, type Entry, type Message, type MessageType, type RaftConfig } from '../../../src/raft/core/types';
+import { MAX_STATS, SafetyViolation, Simulator, emptyStats, type SimOptions, type SimStats } from './simulator';
 
 const SEEDS = Number(process.env.RAFT_SIM_SEEDS ?? 2000);
+const CONF_SEEDS = Number(process.env.RAFT_SIM_CONF_SEEDS ?? 1000);
 const STEPS = Number(process.env.RAFT_SIM_STEPS ?? 500);
 const REPLAY = process.env.RAFT_SIM_SEED;
 const COMPACT_EVERY = 8;
 
-function replayCommand(seed: number, members: number): string {
-  return `RAFT_SIM_SEED=${seed} RAFT_SIM_MEMBERS=${members}${STEPS !== 500 ? ` RAFT_SIM_STEPS=${STEPS}` : ''} npx vitest run test/raft/core/simulator.test.ts`;
+function replayCommand(opts: SimOptions): string {
+  return `RAFT_SIM_SEED=${opts.seed} RAFT_SIM_MEMBERS=${opts.members}${opts.confChanges ? ' RAFT_SIM_CONF=1' : ''}${opts.storageSnapshots ? ' RAFT_SIM_STORAGE_SNAPSHOTS=1' : ''}${STEPS !== 500 ? ` RAFT_SIM_STEPS=${STEPS}` : ''} npx vitest run test/raft/core/simulator.test.ts`;
 }
 
 /** Runs one seed; a failure names the seed, how to replay it and the last steps. */
@@ -24,23 +29,20 @@ function runSeed(opts: SimOptions): Simulator {
     sim.run();
   } catch (err) {
     const what = err instanceof SafetyViolation ? err.message : (err as Error).stack;
-    throw new Error(`simulator seed ${opts.seed} (${opts.members} members) failed: ${what}\n`
-      + `replay: ${replayCommand(opts.seed, opts.members)}\n`
+    throw new Error(`simulator seed ${opts.seed} (${opts.members} members${opts.confChanges ? ', member changes' : ''}) failed: ${what}\n`
+      + `replay: ${replayCommand(opts)}\n`
       + `last ${sim.lastTrace().length} steps:\n${sim.lastTrace().join('\n')}`);
   }
   return sim;
 }
 
-function runSeeds(members: number, count: number): { stats: SimStats; ms: number } {
-  const total: SimStats = {
-    steps: 0, delivered: 0, dropped: 0, duplicated: 0, crashes: 0, midReadyCrashes: 0, elections: 0, maxTerm: 0,
-    proposals: 0, committed: 0, snapshotsSent: 0, snapshotsInstalled: 0, readsIssued: 0, readsAnswered: 0, livenessTicks: 0,
-  };
+function runSeeds(members: number, count: number, confChanges = false): { stats: SimStats; ms: number } {
+  const total = emptyStats();
   const t0 = Date.now();
   for (let seed = 1; seed <= count; seed++) {
-    const sim = runSeed({ seed, members, steps: STEPS, compactEvery: COMPACT_EVERY });
+    const sim = runSeed({ seed, members, steps: STEPS, compactEvery: COMPACT_EVERY, confChanges });
     for (const k of Object.keys(total) as (keyof SimStats)[]) {
-      total[k] = k === 'maxTerm' || k === 'livenessTicks' ? Math.max(total[k], sim.stats[k]) : total[k] + sim.stats[k];
+      total[k] = MAX_STATS.includes(k) ? Math.max(total[k], sim.stats[k]) : total[k] + sim.stats[k];
     }
   }
   return { stats: total, ms: Date.now() - t0 };
@@ -53,6 +55,17 @@ function report(members: number, count: number, r: { stats: SimStats; ms: number
     + `(highest term ${s.maxTerm}); ${s.committed} entries committed of ${s.proposals} proposed; ${s.crashes} crashes `
     + `(${s.midReadyCrashes} mid-Ready); ${s.snapshotsSent} snapshots sent, ${s.snapshotsInstalled} installed; `
     + `${s.readsAnswered} of ${s.readsIssued} reads answered; liveness within ${s.livenessTicks} ticks at most`);
+}
+
+function reportConf(members: number, count: number, r: { stats: SimStats; ms: number }): void {
+  const s = r.stats;
+  console.log(`raft simulator, member changes: ${count} seeds x ${members} members, ${STEPS} steps each, ${r.ms} ms: `
+    + `${s.confProposed} conf changes proposed, ${s.confApplied} applied (${s.confRefused} refused by the servers): `
+    + `${s.votersAdded} voters and ${s.learnersAdded} learners added, ${s.promoted} learners promoted, ${s.removed} members removed `
+    + `(${s.leadersRemoved} of them the leader), ${s.membersStopped} stopped; new members caught up from the log ${s.joinedByLog} times, `
+    + `from a snapshot ${s.joinedBySnapshot}; up to ${s.maxVoters} voters, ${s.maxMembers} members in a run; ${s.elections} leaders elected; `
+    + `${s.committed} entries committed; ${s.snapshotsInstalled} snapshots installed; liveness within ${s.livenessTicks} ticks at most`
+    + `${s.termRaceStalls > 0 ? `, ${s.termRaceStalls} liveness phases stalled on a race of terms (pre-vote off; tolerated)` : ''}`);
 }
 
 describe.skipIf(REPLAY !== undefined)('raft simulator', () => {
@@ -75,6 +88,32 @@ describe.skipIf(REPLAY !== undefined)('raft simulator', () => {
   }, 300_000);
 });
 
+describe.skipIf(REPLAY !== undefined)('raft simulator, member changes', () => {
+  // Members added as voters and learners (new members start empty and catch up), learners
+  // promoted, members removed, the leader too, amid the same faults (issue #14).
+  it(`keeps raft's safety properties through member changes, and recovers in the configuration reached, over ${CONF_SEEDS} seeds of 3 members and ${Math.ceil(CONF_SEEDS / 2)} of 5`, () => {
+    const total = emptyStats();
+    for (const [members, n] of [[3, CONF_SEEDS], [5, Math.ceil(CONF_SEEDS / 2)]]) {
+      const r = runSeeds(members, n, true);
+      reportConf(members, n, r);
+      for (const k of Object.keys(total) as (keyof SimStats)[]) total[k] = MAX_STATS.includes(k) ? Math.max(total[k], r.stats[k]) : total[k] + r.stats[k];
+    }
+    // The runs did exercise each kind of change, and both ways a new member catches up.
+    const runs = CONF_SEEDS + Math.ceil(CONF_SEEDS / 2);
+    expect(total.votersAdded).toBeGreaterThan(runs / 10);
+    expect(total.learnersAdded).toBeGreaterThan(runs / 10);
+    expect(total.promoted).toBeGreaterThan(runs / 20);
+    expect(total.removed).toBeGreaterThan(runs / 10);
+    expect(total.leadersRemoved).toBeGreaterThan(runs / 20);
+    expect(total.membersStopped).toBeGreaterThan(runs / 10);
+    expect(total.joinedByLog).toBeGreaterThan(0);
+    expect(total.joinedBySnapshot).toBeGreaterThan(0);
+    expect(total.maxVoters).toBeGreaterThan(5);
+    // The tolerated stall stays rare.
+    expect(total.termRaceStalls).toBeLessThan(runs / 100);
+  }, 300_000);
+});
+
 describe.skipIf(REPLAY !== undefined)('raft simulator, the driver\'s policy', () => {
   // The driver sends all of a leader's Ready messages before its fsync, not just maySendBeforePersist's.
   it('a leader sending every message of its Ready before persisting keeps the properties', () => {
@@ -87,7 +126,9 @@ describe.skipIf(REPLAY !== undefined)('raft simulator, the driver\'s policy', ()
 describe.runIf(REPLAY !== undefined)('raft simulator replay', () => {
   it(`replays seed ${REPLAY}`, () => {
     const members = Number(process.env.RAFT_SIM_MEMBERS ?? 3);
-    const sim = new Simulator({ seed: Number(REPLAY), members, steps: STEPS, compactEvery: COMPACT_EVERY, traceLimit: 1_000_000 });
+    const confChanges = process.env.RAFT_SIM_CONF === '1';
+    const storageSnapshots = process.env.RAFT_SIM_STORAGE_SNAPSHOTS === '1';
+    const sim = new Simulator({ seed: Number(REPLAY), members, steps: STEPS, compactEvery: COMPACT_EVERY, confChanges, storageSnapshots, traceLimit: 1_000_000 });
     try {
       sim.run();
     } finally {
@@ -136,6 +177,39 @@ class AppendTimeSelfAccountingRaft extends Raft {
   }
 }
 
+// Broken in member changes (the simulator's checks of them):
+
+/** Counts a learner's acknowledgements toward commit, as if learners were voters. */
+class LearnerAckCommitRaft extends Raft {
+  protected override quorumCommitIndex(): number {
+    const members = new Set([...this.prs.voters, ...this.prs.learners]);
+    return majorityCommittedIndex(members, (id) => this.prs.progress.get(id)?.match);
+  }
+}
+
+/** A learner that campaigns when it stops hearing from a leader, as voters do. */
+class CampaigningLearnerRaft extends Raft {
+  override promotable(): boolean {
+    return this.prs.progress.has(this.id);
+  }
+}
+
+/** Makes an added learner a voter: its configuration is no longer the one the servers agreed on. */
+class LearnersAsVotersRaft extends Raft {
+  override applyConfChange(cc: ConfChange): ConfState {
+    return super.applyConfChange(cc.type === ConfChangeType.ADD_LEARNER_NODE ? { ...cc, type: ConfChangeType.ADD_NODE } : cc);
+  }
+}
+
+/** Wins an election one vote short of a majority of its voters. */
+class ShortQuorumRaft extends Raft {
+  override poll(id: bigint, t: MessageType, v: boolean): VoteResult {
+    const res = super.poll(id, t, v);
+    if (res !== VoteResult.Pending) return res;
+    return this.prs.tallyVotes().granted >= this.prs.voters.size >> 1 ? VoteResult.Won : res;
+  }
+}
+
 function nodeFactory(R: new (cfg: RaftConfig) => Raft): (cfg: RaftConfig) => RawNode {
   class BrokenRawNode extends RawNode {
     protected override createRaft(cfg: RaftConfig): Raft {
@@ -146,14 +220,14 @@ function nodeFactory(R: new (cfg: RaftConfig) => Raft): (cfg: RaftConfig) => Raw
 }
 
 /** The first seed (up to maxSeeds) whose run the checker rejects, and why. */
-function firstViolation(makeNode: (cfg: RaftConfig) => RawNode, members: number, maxSeeds: number): { seed: number; message: string } | undefined {
+function firstViolation(makeNode: (cfg: RaftConfig) => RawNode, members: number, maxSeeds: number, confChanges = false): { seed: number; message: string } | undefined {
   for (let seed = 1; seed <= maxSeeds; seed++) {
-    const sim = new Simulator({ seed, members, steps: STEPS, compactEvery: COMPACT_EVERY, makeNode });
+    const sim = new Simulator({ seed, members, steps: STEPS, compactEvery: COMPACT_EVERY, makeNode, confChanges });
     try {
       sim.run();
     } catch (err) {
       if (!(err instanceof SafetyViolation)) throw err;
-      console.log(`broken core caught at seed ${seed} (${members} members): ${err.message}`);
+      console.log(`broken core caught at seed ${seed} (${members} members${confChanges ? ', member changes' : ''}): ${err.message}`);
       return { seed, message: err.message };
     }
   }
@@ -187,5 +261,35 @@ describe.skipIf(REPLAY !== undefined)('raft simulator catches broken cores', () 
 
   it('the correct core passes the same seeds', () => {
     expect(firstViolation((cfg) => new RawNode(cfg), 3, 50)).toBeUndefined();
+  }, 120_000);
+});
+
+describe.skipIf(REPLAY !== undefined)('raft simulator catches broken cores, member changes', () => {
+  it("a leader that counts a learner's acknowledgements toward commit", () => {
+    const v = firstViolation(nodeFactory(LearnerAckCommitRaft), 3, 300, true);
+    expect(v, 'no seed caught the learner counted in the commit quorum').toBeDefined();
+    expect(v!.message).toMatch(/durability: member \d+ committed \d+ .* but only \d+ members have it on disk \(of voters|leader completeness|state machine safety/);
+  }, 120_000);
+
+  it('a learner that campaigns', () => {
+    const v = firstViolation(nodeFactory(CampaigningLearnerRaft), 3, 300, true);
+    expect(v, 'no seed caught the campaigning learner').toBeDefined();
+    expect(v!.message).toMatch(/learner \d+ became State(Pre)?Candidate/);
+  }, 120_000);
+
+  it('a core that applies an added learner as a voter', () => {
+    const v = firstViolation(nodeFactory(LearnersAsVotersRaft), 3, 300, true);
+    expect(v, 'no seed caught the learner made a voter').toBeDefined();
+    expect(v!.message).toMatch(/configuration: member \d+ applied \d+: raft has voters \{[\d,]+\} learners \{\}, its server's membership voters \{[\d,]+\} learners \{\d+\}/);
+  }, 120_000);
+
+  it('a candidate that wins one vote short of a majority', () => {
+    const v = firstViolation(nodeFactory(ShortQuorumRaft), 5, 300, true);
+    expect(v, 'no seed caught the short quorum').toBeDefined();
+    expect(v!.message).toMatch(/election quorum: member \d+ became leader of term \d+ with the votes of \{[\d,]*\} of its voters/);
+  }, 120_000);
+
+  it('the correct core passes the same seeds', () => {
+    expect(firstViolation((cfg) => new RawNode(cfg), 3, 50, true)).toBeUndefined();
   }, 120_000);
 });
