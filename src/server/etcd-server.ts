@@ -1019,6 +1019,8 @@ export class EtcdServer {
       await this.store.reload();
       await this.alarms.reload();
       await this.membership.load();
+      this.rejectedConfChanges.clear();
+      this.loadRejectedConfChanges();
       this.watchHub.restore();
       const t = this.driver.transport;
       for (const m of this.membership.list()) if (m.id !== this.memberId) t?.addPeer(m.id, m.peerUrls);
