@@ -37,7 +37,8 @@ export const Errors = {
   memberNotFound: e(C.NOT_FOUND, 'etcdserver: member not found'),
   memberExist: e(C.FAILED_PRECONDITION, 'etcdserver: member ID already exist'),
   peerUrlExist: e(C.FAILED_PRECONDITION, 'etcdserver: Peer URLs already exists'),
-  memberNotEnoughStarted: e(C.FAILED_PRECONDITION, 'etcdserver: re-configuration failed due to not enough started members'),
+  // etcd maps ErrNotEnoughStartedMembers to a client-side error, not a gRPC status: clients see UNKNOWN.
+  memberNotEnoughStarted: e(C.UNKNOWN, 'etcdserver: re-configuration failed due to not enough started members'),
   memberBadUrls: e(C.INVALID_ARGUMENT, 'etcdserver: given member URLs are invalid'),
   memberNotLearner: e(C.FAILED_PRECONDITION, 'etcdserver: can only promote a learner member'),
   learnerNotReady: e(C.FAILED_PRECONDITION, 'etcdserver: can only promote a learner member which is in sync with leader'),

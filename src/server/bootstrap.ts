@@ -33,6 +33,8 @@ export interface OpenedMember {
   consistentIndex: number;
   /** True for the first start of a new member (no log before). */
   fresh: boolean;
+  /** True for the first start of a member joining a running cluster (--initial-cluster-state existing). */
+  joining: boolean;
   /** The initial members, on a fresh start (for peers to dial before the conf changes apply). */
   initialMembers: Member[];
 }
@@ -164,7 +166,7 @@ export async function openMember(cfg: ServerConfig, log: Log, onSpaceProblem: (e
     });
     return {
       wal, backend, storage, node, memberId: metadata.memberId, clusterId: metadata.clusterId,
-      confState: snapMeta.confState, consistentIndex: ci, fresh: !haveWal, initialMembers,
+      confState: snapMeta.confState, consistentIndex: ci, fresh: !haveWal, joining, initialMembers,
     };
   } catch (err) {
     await wal.close().catch(() => {});

@@ -257,7 +257,9 @@ export class EtcdServer {
         durableBackend: backend.kind !== 'memory',
         confState: m.confState,
         // A new cluster's members elect without waiting a whole election timeout first.
-        advanceTicks: m.fresh ? Math.max(0, Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs) - 1) : 0,
+        // A member joining a running cluster does not: it would campaign before the leader reaches it, and
+        // its higher term would depose the leader.
+        advanceTicks: m.fresh && !m.joining ? Math.max(0, Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs) - 1) : 0,
         hooks: {
           apply: (entries) => s.applyEntries(entries),
           onSoftState: (ss, term) => s.onSoftState(ss, term),

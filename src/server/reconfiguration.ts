@@ -53,8 +53,9 @@ export class Reconfiguration {
     const urls = parseMemberUrls(peerUrls);
     if (!urls) throw Errors.memberBadUrls;
     const member: Member = { id: newMemberId(urls, Date.now()), name: '', peerUrls: urls, clientUrls: [], isLearner };
-    if (this.h.strictReconfigCheck && !isLearner) {
-      if (!readyToAddVoter(this.h.membership)) throw this.refuse('member add', Errors.memberNotEnoughStarted);
+    if (this.h.strictReconfigCheck) {
+      // The quorum check is for voters; the connectivity check is for learners too (etcd's mayAddMember).
+      if (!isLearner && !readyToAddVoter(this.h.membership)) throw this.refuse('member add', Errors.memberNotEnoughStarted);
       if (!this.connectedToAll(this.h.membership.list().filter((m) => !m.isLearner))) throw this.refuse('member add', Errors.unhealthy);
     }
     const type = isLearner ? ConfChangeType.ADD_LEARNER_NODE : ConfChangeType.ADD_NODE;

@@ -1,12 +1,13 @@
 // The cluster harness against real etcd 3.4 (skipped where etcd is not installed) and Plinth: the same
 // tests against a 3-member cluster of each. One cluster with proxies serves every test of a kind, in
 // order.
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterIsolationIsExact, recordOp, startCluster, type Cluster, type ClusterClient } from './cluster';
 import { checkLinearizability, HistoryRecorder, type OpInput, type Operation } from './linearizability';
-import { ETCD_AVAILABLE } from './servers';
+import { ETCD_AVAILABLE, ETCDCTL_AVAILABLE } from './servers';
 
 const kinds = [...(ETCD_AVAILABLE ? (['etcd'] as const) : []), 'plinth' as const];
 
@@ -232,3 +233,82 @@ function makeStaleRead(ops: Operation[]): Operation[] | undefined {
   }
   return undefined;
 }
+
+function ctl(endpoint: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((res) =>
+    execFile('etcdctl', ['--endpoints', endpoint, '--command-timeout=5s', ...args], { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 20_000 }, (err, stdout, stderr) =>
+      res({ code: err ? Number((err as { code?: unknown }).code ?? -1) : 0, stdout, stderr }),
+    ),
+  );
+}
+
+describe.skipIf(!ETCDCTL_AVAILABLE).each(kinds)('growing and shrinking a %s cluster', (kind) => {
+  it('planMember + startJoining: the added member joins through its proxy; markRemoved: skipped by leader() and endpoints(); a learner is not a voter; close ends every process', async () => {
+    const c = await startCluster({ kind, size: 1, proxies: true });
+    try {
+      const plan = await c.planMember('m2');
+      expect(plan.peerUrl).toBe(plan.proxy!.url);
+      const add = await ctl(c.members[0].endpoint, ['member', 'add', 'm2', `--peer-urls=${plan.peerUrl}`]);
+      expect(add.code, add.stderr).toBe(0);
+      const idHex = /^Member +([0-9a-f]+) added/.exec(add.stdout)![1];
+      const initialCluster = /ETCD_INITIAL_CLUSTER="([^"]+)"/.exec(add.stdout)![1];
+      // The id MemberAdd gave (not derived from the URLs alone), so that its proxy knows it from the start.
+      const j = await c.startJoining({ name: 'm2', initialCluster, id: BigInt(`0x${idHex}`) });
+      expect(j).toBe(1);
+      const m2 = c.members[j];
+      expect(m2).toMatchObject({ name: 'm2', idHex, peerUrl: plan.peerUrl, state: 'running', learner: false, removed: false });
+      expect(m2.proxy?.targetId).toBe(m2.id);
+      expect(c.endpoints()).toEqual([c.members[0].endpoint, m2.endpoint]);
+      expect(c.indexOf(idHex)).toBe(j);
+      expect(await c.waitForLeader()).toBe(0);
+      expect(BigInt((await c.status(j)).leader)).toBe(c.members[0].id);
+      if (clusterIsolationIsExact) {
+        // The joined member's proxy, and m1's, name who dials through them (Plinth keeps one link per pair,
+        // dialed by the member with the smaller ID; etcd dials both ways).
+        const [lo, hi] = [c.members[0], m2].sort((a, b) => (a.id < b.id ? -1 : 1));
+        const dialers = (m: typeof lo) => new Set(m.proxy!.stats().connections.map((x) => x.from));
+        expect(dialers(hi).has(lo.id)).toBe(true);
+        if (kind === 'etcd') expect(dialers(lo).has(hi.id)).toBe(true);
+      }
+
+      // Removed: it ends by itself, and is no longer asked.
+      // (etcd refuses it until m2 has been connected for 5 s: "unhealthy cluster".)
+      let rm = await ctl(c.members[0].endpoint, ['member', 'remove', idHex]);
+      for (const deadline = Date.now() + 15_000; rm.stderr.includes('unhealthy cluster') && Date.now() < deadline; ) {
+        await sleep(250);
+        rm = await ctl(c.members[0].endpoint, ['member', 'remove', idHex]);
+      }
+      expect(rm.code, rm.stderr).toBe(0);
+      c.markRemoved(j);
+      expect(m2.removed).toBe(true);
+      expect(await c.waitExit(j, 15_000)).toBe(0);
+      expect(m2.exit).toBe(0);
+      expect(c.endpoints()).toEqual([c.members[0].endpoint]);
+      expect(c.activeIndexes()).toEqual([0]);
+      expect(await c.leader()).toBe(0);
+
+      // A learner: asked who leads, but not counted among the voters; then promoted.
+      const plan3 = await c.planMember('m3');
+      const add3 = await ctl(c.members[0].endpoint, ['member', 'add', 'm3', '--learner', `--peer-urls=${plan3.peerUrl}`]);
+      expect(add3.code, add3.stderr).toBe(0);
+      // Without an id: learned from the member once it serves.
+      const k = await c.startJoining({ name: 'm3', initialCluster: /ETCD_INITIAL_CLUSTER="([^"]+)"/.exec(add3.stdout)![1], learner: true });
+      expect(c.members[k]).toMatchObject({ index: 2, learner: true, state: 'running', idHex: /^Member +([0-9a-f]+) added/.exec(add3.stdout)![1] });
+      expect((await c.status(k)).isLearner).toBe(true);
+      expect(await c.leader()).toBe(0);
+      c.markPromoted(k);
+      expect(c.members[k].learner).toBe(false);
+
+      // The removed member, started again, is refused and ends; close() ends the others.
+      c.respawn(j);
+      expect(await c.waitExit(j, 20_000)).toBe(0);
+      c.respawn(j);
+      const pids = [c.members[0].pid!, c.members[k].pid!, c.members[j].pid!];
+      await c.close();
+      expect(pids.some(alive)).toBe(false);
+      expect(existsSync(c.dir)).toBe(false);
+    } finally {
+      await c.close();
+    }
+  }, 90_000);
+});

@@ -13,6 +13,12 @@
 //   socket's owner (Linux /proc, see socket-owner.ts) is one of our member processes, which names the
 //   member. This is exact for any protocol; where /proc is not available, connections a member dials are
 //   not attributed, and isolate(i) only cuts the links others dial to i (clusterIsolationIsExact).
+//
+// Membership changes: a running cluster grows with startJoining (a new member process started with
+// --initial-cluster-state existing and the --initial-cluster that `etcdctl member add` printed, after the
+// member was added through the Cluster API) and shrinks with markRemoved (after MemberRemove: the member
+// keeps its index, is no longer asked who leads nor listed by endpoints(), and close() still ends its
+// process). Member indexes never change; joined members are appended.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -68,6 +74,12 @@ export interface ClusterMember {
   readonly pid: number | undefined;
   readonly state: MemberState;
   readonly isolated: boolean;
+  /** A learner (started with startJoining({ learner: true }) and not yet markPromoted). */
+  readonly learner: boolean;
+  /** Removed from the cluster (markRemoved): skipped by leader() and endpoints(). */
+  readonly removed: boolean;
+  /** Exit code or signal of the last process that ended (undefined while none has). */
+  readonly exit: number | NodeJS.Signals | undefined;
   /** The last 64 KB of the member's output, over all its restarts. */
   logs(): string;
 }
@@ -92,19 +104,54 @@ export function etcdMemberId(peerUrls: string[], clusterToken: string): bigint {
   return h.digest().readBigUInt64BE(0);
 }
 
+/** Ports chosen for a member to be added (planMember), before it is added and started. */
+export interface PlannedMember {
+  readonly name: string;
+  /** The peer URL to add (`member add --peer-urls`): the proxy's, with proxies. */
+  readonly peerUrl: string;
+  readonly listenPeerUrl: string;
+  readonly clientUrl: string;
+  readonly proxy?: FaultProxy;
+}
+
+/** A member to start with --initial-cluster-state existing; its ports are planMember(name)'s when planned. */
+export interface JoinOptions {
+  name: string;
+  /** The --initial-cluster to start with: what `etcdctl member add` printed (ETCD_INITIAL_CLUSTER). */
+  initialCluster: string;
+  /** Joined as a learner (member add --learner): leader() does not count it as a voter. */
+  learner?: boolean;
+  /** More flags for this member (after the cluster's own extraArgs). */
+  extraArgs?: string[];
+  /**
+   * The member id the cluster gave it (MemberAdd's answer), checked against what it reports. Without it
+   * the id is learned once the member serves, and with proxies, the links it dialed before are not
+   * attributed to it (isolate would not cut them).
+   */
+  id?: bigint;
+  /** Its data dir (default: a new dir in the cluster's temp dir). */
+  dataDir?: string;
+  /** How long it may take to serve (default: the cluster's readyTimeoutMs). */
+  readyTimeoutMs?: number;
+}
+
 class Member implements ClusterMember {
   proc?: ChildProcess;
   state: MemberState = 'stopped';
   isolated = false;
+  learner = false;
+  removed = false;
+  exit: number | NodeJS.Signals | undefined;
   private out = '';
-  readonly idHex: string;
+  idHex: string;
   readonly endpoint: string;
   readonly grpc: EtcdGrpc;
 
   constructor(
     readonly index: number,
     readonly name: string,
-    readonly id: bigint,
+    /** Known from the start for initial members; learned once a joined member serves. */
+    public id: bigint,
     readonly clientUrl: string,
     readonly listenPeerUrl: string,
     readonly peerUrl: string,
@@ -137,6 +184,7 @@ class Member implements ClusterMember {
     const proc = spawn(this.command, this.args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     this.proc = proc;
     this.state = 'running';
+    this.exit = undefined;
     liveProcs.add(proc);
     if (proc.pid !== undefined) reapPid(proc.pid);
     proc.stdout!.on('data', (d) => this.log(String(d)));
@@ -145,7 +193,10 @@ class Member implements ClusterMember {
       liveProcs.delete(proc);
       if (proc.pid !== undefined) forgetPid(proc.pid);
       this.log(`\n--- ${this.name} (pid ${proc.pid}) exited: ${signal ?? code} ---\n`);
-      if (this.proc === proc) this.state = 'stopped';
+      if (this.proc === proc) {
+        this.state = 'stopped';
+        this.exit = signal ?? code ?? undefined;
+      }
     });
   }
 
@@ -195,15 +246,18 @@ export class Cluster {
   private readonly ms: Member[];
   private readonly clients = new Set<ClusterClient>();
   private readonly readyTimeoutMs: number;
+  private readonly opts: ClusterOptions | undefined;
+  private readonly planned = new Map<string, PlannedMember>();
   private closed = false;
 
   /** @internal use startCluster */
-  constructor(kind: 'etcd' | 'plinth', token: string, dir: string, members: Member[], readyTimeoutMs: number) {
+  constructor(kind: 'etcd' | 'plinth', token: string, dir: string, members: Member[], readyTimeoutMs: number, opts?: ClusterOptions) {
     this.kind = kind;
     this.token = token;
     this.dir = dir;
     this.ms = members;
     this.readyTimeoutMs = readyTimeoutMs;
+    this.opts = opts;
   }
 
   get members(): readonly ClusterMember[] {
@@ -214,9 +268,128 @@ export class Cluster {
     return this.ms.length;
   }
 
-  /** Every member's client endpoint (host:port), stopped ones included. */
+  /** Every member's client endpoint (host:port), stopped ones included, removed ones not. */
   endpoints(): string[] {
-    return this.ms.map((m) => m.endpoint);
+    return this.ms.filter((m) => !m.removed).map((m) => m.endpoint);
+  }
+
+  /** The indexes of the members not removed (learners included). */
+  activeIndexes(): number[] {
+    return this.ms.filter((m) => !m.removed).map((m) => m.index);
+  }
+
+  /** The index of the member with this id (a bigint, or hex as etcdctl prints it); -1 if none. */
+  indexOf(id: bigint | string): number {
+    const want = typeof id === 'bigint' ? id : BigInt(`0x${id}`);
+    return this.ms.findIndex((m) => m.id === want);
+  }
+
+  // ---- membership ---------------------------------------------------------------------------------
+
+  /**
+   * Picks free ports for a member to be added under `name` (with proxies, a proxy in front of its peer
+   * port): add its peerUrl to the cluster (etcdctl member add NAME --peer-urls=PEERURL), then
+   * startJoining({ name, ... }).
+   */
+  async planMember(name: string): Promise<PlannedMember> {
+    if (this.closed) throw new Error('the cluster is closed');
+    const clientUrl = `http://127.0.0.1:${await freePort()}`;
+    const listenPeerUrl = `http://127.0.0.1:${await freePort()}`;
+    let proxy: FaultProxy | undefined;
+    if (this.opts?.proxies) {
+      proxy = await FaultProxy.start({
+        target: { host: '127.0.0.1', port: Number(new URL(listenPeerUrl).port) },
+        identify: async ({ remotePort, localPort }) => this.memberByPid(await socketOwner(remotePort, localPort, this.livePids()))?.id,
+      });
+    }
+    const plan: PlannedMember = { name, clientUrl, listenPeerUrl, peerUrl: proxy ? proxy.url : listenPeerUrl, proxy };
+    await this.planned.get(name)?.proxy?.close(); // planned again: the new plan replaces the old
+    this.planned.set(name, plan);
+    return plan;
+  }
+
+  /**
+   * Starts a new member process that joins the running cluster: the cluster's flags (token, heartbeat
+   * and election, snapshot count, pre-vote, backend, extraArgs) with --initial-cluster-state existing and
+   * the given --initial-cluster. Add the member first (MemberAdd) with planMember(name)'s peer URL;
+   * without a plan, new ports are picked (a member the cluster does not know, which it refuses). Unless
+   * wait is false, waits until it serves a serializable Range (a learner refuses linearizable requests)
+   * and learns its id from Status (see waitJoined). Answers the new member's index.
+   */
+  async startJoining(opts: JoinOptions & { wait?: boolean }): Promise<number> {
+    const m = await this.addJoining(opts);
+    if (opts.wait !== false) await this.waitJoined(m.index, opts.readyTimeoutMs);
+    return m.index;
+  }
+
+  /** Waits until joined member i serves, and learns its id (checked against JoinOptions.id if given). */
+  async waitJoined(i: number, timeoutMs = this.readyTimeoutMs): Promise<void> {
+    const m = this.member(i);
+    await m.waitReady(timeoutMs);
+    const s = await m.grpc.status(2000);
+    const reported = BigInt(s.header.member_id);
+    if (m.id !== 0n && reported !== m.id) {
+      throw new Error(`${m.name} reports member id ${reported.toString(16)}, expected ${m.idHex}:\n${m.logs().slice(-3000)}`);
+    }
+    this.learnId(m, reported);
+  }
+
+  private async addJoining(opts: JoinOptions): Promise<Member> {
+    if (this.closed) throw new Error('the cluster is closed');
+    const o = this.opts;
+    if (!o) throw new Error('startJoining: this cluster was not started by startCluster');
+    const plan = this.planned.get(opts.name) ?? (await this.planMember(opts.name));
+    this.planned.delete(opts.name);
+    const index = this.ms.length;
+    const dataDir = opts.dataDir ?? join(this.dir, existsSync(join(this.dir, opts.name)) ? `${opts.name}-${index}` : opts.name);
+    const extra = [...(typeof o.extraArgs === 'function' ? o.extraArgs(index) : o.extraArgs ?? []), ...(opts.extraArgs ?? [])];
+    const [command, argv] = memberCommand(o, {
+      name: opts.name, dataDir, clientUrl: plan.clientUrl, listenPeerUrl: plan.listenPeerUrl, peerUrl: plan.peerUrl,
+      initialCluster: opts.initialCluster, state: 'existing', token: this.token, extra,
+    });
+    const m = new Member(index, opts.name, opts.id ?? 0n, plan.clientUrl, plan.listenPeerUrl, plan.peerUrl, dataDir, plan.proxy, command, argv);
+    m.learner = !!opts.learner;
+    if (opts.id !== undefined) this.learnId(m, opts.id);
+    this.ms.push(m);
+    m.spawn();
+    return m;
+  }
+
+  private learnId(m: Member, id: bigint): void {
+    m.id = id;
+    m.idHex = id.toString(16);
+    if (m.proxy) m.proxy.targetId = id;
+  }
+
+  /**
+   * Member i was removed from the cluster (MemberRemove answered): leader() and endpoints() skip it. Its
+   * process, while it runs (etcd ends a removed member by itself), is left to the test and to close().
+   */
+  markRemoved(i: number): void {
+    this.member(i).removed = true;
+  }
+
+  /** Learner i was promoted (MemberPromote answered): leader() counts it as a voter. */
+  markPromoted(i: number): void {
+    this.member(i).learner = false;
+  }
+
+  /** Starts member i's process again without waiting for it to serve (e.g. a removed member coming back). */
+  respawn(i: number): void {
+    const m = this.member(i);
+    if (m.state !== 'stopped') throw new Error(`respawn(${i}): ${m.name} is ${m.state}`);
+    m.spawn();
+  }
+
+  /** Waits until member i's process ends by itself: answers its exit code or signal, or 'timeout'. */
+  async waitExit(i: number, timeoutMs: number): Promise<number | NodeJS.Signals | 'timeout'> {
+    const m = this.member(i);
+    const deadline = Date.now() + timeoutMs;
+    while (m.state !== 'stopped') {
+      if (Date.now() > deadline) return 'timeout';
+      await sleep(50);
+    }
+    return m.exit ?? 'timeout';
   }
 
   // ---- processes ----------------------------------------------------------------------------------
@@ -293,13 +466,16 @@ export class Cluster {
   }
 
   /**
-   * The index of the leader that every running, non-isolated member names (at least a majority must be
-   * asked, and the leader must be one of them); rejects, saying what each member answered, otherwise.
+   * The index of the leader that every running, non-isolated member names (removed members are not
+   * asked; at least a majority of the voters must be asked, and the leader must be one of them); rejects,
+   * saying what each member answered, otherwise.
    */
   async leader(): Promise<number> {
-    const asked = this.ms.filter((m) => m.state === 'running' && !m.isolated);
-    const majority = Math.floor(this.ms.length / 2) + 1;
-    if (asked.length < majority) throw new Error(`no leader: only ${asked.length} of ${this.ms.length} members can be asked`);
+    const asked = this.ms.filter((m) => !m.removed && m.state === 'running' && !m.isolated);
+    const voters = this.ms.filter((m) => !m.removed && !m.learner);
+    const majority = Math.floor(voters.length / 2) + 1;
+    const askedVoters = asked.filter((m) => !m.learner).length;
+    if (askedVoters < majority) throw new Error(`no leader: only ${askedVoters} of ${voters.length} voting members can be asked`);
     const answers = await Promise.all(
       asked.map((m) =>
         m.grpc.status(1000).then(
@@ -355,7 +531,8 @@ export class Cluster {
     await Promise.all(this.ms.map((m) => m.end('SIGKILL')));
     for (const c of this.clients) c.close();
     for (const m of this.ms) m.grpc.close();
-    await Promise.all(this.proxies().map((p) => p.close()));
+    const planned = [...this.planned.values()].map((p) => p.proxy).filter((p): p is FaultProxy => !!p);
+    await Promise.all([...this.ms.map((m) => m.proxy), ...planned].filter((p): p is FaultProxy => !!p).map((p) => p.close()));
     await rm(this.dir, { recursive: true, force: true });
     liveDirs.delete(this.dir);
     forgetDir(this.dir);
@@ -373,9 +550,9 @@ export class Cluster {
     return ps;
   }
 
-  /** @internal the member whose running process has this pid. */
+  /** @internal the member whose running process has this pid (none while its id is not known yet). */
   memberByPid(pid: number | undefined): Member | undefined {
-    return pid === undefined ? undefined : this.ms.find((m) => m.pid === pid);
+    return pid === undefined ? undefined : this.ms.find((m) => m.pid === pid && m.id !== 0n);
   }
 
   /** @internal */
@@ -439,24 +616,14 @@ async function startClusterOnce(opts: ClusterOptions): Promise<Cluster> {
       const clientUrl = `http://127.0.0.1:${clientPorts[i]}`;
       const dataDir = join(dir, name);
       const extra = typeof opts.extraArgs === 'function' ? opts.extraArgs(i) : opts.extraArgs ?? [];
-      const args = [
-        '--name', name, '--data-dir', dataDir,
-        '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
-        '--listen-peer-urls', listenPeer[i], '--initial-advertise-peer-urls', advertised[i],
-        '--initial-cluster', initialCluster, '--initial-cluster-state', 'new', '--initial-cluster-token', token,
-        '--heartbeat-interval', String(opts.heartbeatMs ?? 100), '--election-timeout', String(opts.electionMs ?? 1000),
-        '--snapshot-count', String(opts.snapshotCount ?? 100_000),
-        ...(opts.preVote ? ['--pre-vote'] : []),
-      ];
-      const [command, argv] =
-        opts.kind === 'etcd'
-          ? ['etcd', [...args, '--logger', 'zap', '--log-outputs', 'stderr', ...extra]]
-          : [process.execPath, [join(REPO, 'bin', 'plinth.js'), ...args, '--backend', opts.backend ?? 'lmdb', ...extra]];
+      const [command, argv] = memberCommand(opts, {
+        name, dataDir, clientUrl, listenPeerUrl: listenPeer[i], peerUrl: advertised[i], initialCluster, state: 'new', token, extra,
+      });
       const id = etcdMemberId([advertised[i]], token);
       if (proxies[i]) proxies[i].targetId = id;
       return new Member(i, name, id, clientUrl, listenPeer[i], advertised[i], dataDir, proxies[i], command, argv);
     });
-    cluster = new Cluster(opts.kind, token, dir, members, readyTimeoutMs);
+    cluster = new Cluster(opts.kind, token, dir, members, readyTimeoutMs, opts);
     for (const m of members) m.spawn();
     await Promise.all(members.map((m) => m.waitReady(readyTimeoutMs)));
     await cluster.waitForLeader(readyTimeoutMs);
@@ -480,6 +647,35 @@ async function startClusterOnce(opts: ClusterOptions): Promise<Cluster> {
     (err as Error).message += logs && !(err as Error).message.includes('---') ? `\n${logs}` : '';
     throw err;
   }
+}
+
+interface MemberFlags {
+  name: string;
+  dataDir: string;
+  clientUrl: string;
+  listenPeerUrl: string;
+  /** The advertised peer URL. */
+  peerUrl: string;
+  initialCluster: string;
+  state: 'new' | 'existing';
+  token: string;
+  extra: string[];
+}
+
+/** The command line of a member, etcd's flags for both kinds. */
+function memberCommand(opts: ClusterOptions, f: MemberFlags): [string, string[]] {
+  const args = [
+    '--name', f.name, '--data-dir', f.dataDir,
+    '--listen-client-urls', f.clientUrl, '--advertise-client-urls', f.clientUrl,
+    '--listen-peer-urls', f.listenPeerUrl, '--initial-advertise-peer-urls', f.peerUrl,
+    '--initial-cluster', f.initialCluster, '--initial-cluster-state', f.state, '--initial-cluster-token', f.token,
+    '--heartbeat-interval', String(opts.heartbeatMs ?? 100), '--election-timeout', String(opts.electionMs ?? 1000),
+    '--snapshot-count', String(opts.snapshotCount ?? 100_000),
+    ...(opts.preVote ? ['--pre-vote'] : []),
+  ];
+  return opts.kind === 'etcd'
+    ? ['etcd', [...args, '--logger', 'zap', '--log-outputs', 'stderr', ...f.extra]]
+    : [process.execPath, [join(REPO, 'bin', 'plinth.js'), ...args, '--backend', opts.backend ?? 'lmdb', ...f.extra]];
 }
 
 function sleep(ms: number): Promise<void> {

@@ -305,10 +305,11 @@ describe('--strict-reconfig-check', () => {
     await leaderOf([m1, m2]);
     expect(await until(() => m1.members().every((m) => m.name !== ''), 5000)).toBe(true);
     await expect(m1.addMember([`http://127.0.0.1:${await freePort()}`], false)).rejects.toBe(Errors.unhealthy);
-    // A learner does not change the quorum: no health check.
+    // A learner changes no quorum, but etcd checks the connections for it too.
+    await expect(m1.addMember([`http://127.0.0.1:${await freePort()}`], true)).rejects.toBe(Errors.unhealthy);
+    await new Promise((r) => setTimeout(r, 5200));
     const l = await m1.addMember([`http://127.0.0.1:${await freePort()}`], true);
     await m1.removeMember(l.member.id);
-    await new Promise((r) => setTimeout(r, 5200));
     const r = await m1.addMember([`http://127.0.0.1:${await freePort()}`], false);
     expect(r.members).toHaveLength(3);
     // Two of three started: removing a started one leaves 1 of 2, below quorum; a fourth would need 3
