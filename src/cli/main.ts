@@ -47,6 +47,11 @@ export async function main(argv: string[]): Promise<void> {
     log(`cannot start: ${(err as Error).message}`);
     process.exit(1);
   }
+  if (cfg.initialClusterState === 'existing') {
+    // A member joining a running cluster serves clients once it is in the member list with its name, as
+    // etcd's does (its client port waits for ReadyNotify): `member list` then shows it started.
+    await Promise.race([server.published, new Promise((r) => setTimeout(r, 60_000).unref())]);
+  }
   const { server: grpcServer, listeners } = await startGrpc(server, cfg.listenClientUrls);
   log(`plinth ${PLINTH_VERSION} serving ${cfg.listenClientUrls.map((u) => u.href).join(',')} (backend ${cfg.backend}, data-dir ${cfg.dataDir}, member ${server.memberId.toString(16)})`);
 

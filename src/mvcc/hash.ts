@@ -1,4 +1,5 @@
 import { Errors } from '../errors';
+import { REJECTED_CONF_CHANGE_PREFIX } from '../storage/etcd-layout';
 import type { Backend } from '../storage';
 import { BUCKETS, type Bucket } from '../storage/engine';
 import type { KeyIndex } from './key-index';
@@ -234,6 +235,8 @@ export async function hashBackend(backend: Backend): Promise<number> {
   await backend.dump((bucket, key, value) => {
     const ignored = IGNORED.get(bucket);
     if (ignored !== undefined && key.length === ignored.length && key.toString('latin1') === ignored) return;
+    // Each member keeps its own record of refused conf changes (pruned at its own snapshot points).
+    if (bucket === 'meta' && key.toString('latin1').startsWith(REJECTED_CONF_CHANGE_PREFIX)) return;
     parts.get(bucket)!.write(key).write(value);
   });
   const order = [...BUCKETS].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));

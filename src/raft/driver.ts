@@ -276,8 +276,14 @@ export class RaftDriver {
     void this.hooks.dumpSnapshot().then(
       ({ file, index }) => {
         if (this.stopped || !this.sendingSnapshot.has(m.to)) return void rm(file, { force: true });
+        const msg = this.snapshotMessageFor(m, index);
+        if (!msg) {
+          // The dump's index left the in-memory log meanwhile: raft asks again with a fresh message.
+          void rm(file, { force: true });
+          return this.snapshotSent(m.to, false);
+        }
         this.sendingSnapshot.set(m.to, file);
-        transport.sendSnapshot(this.snapshotMessageFor(m, index), file);
+        transport.sendSnapshot(msg, file);
       },
       (err: Error) => {
         this.hooks.log('warn', 'cannot dump a snapshot for a follower', { to: m.to.toString(16), error: err.message });
@@ -292,13 +298,13 @@ export class RaftDriver {
    * its term and the configuration then: a member added after the snapshot point is in it (raft refuses a
    * snapshot whose configuration lacks the receiver), and the follower does not replay what it holds.
    */
-  private snapshotMessageFor(m: Message, index: number): Message {
+  private snapshotMessageFor(m: Message, index: number): Message | undefined {
     if (!m.snapshot || index <= m.snapshot.metadata.index) return m;
     let term: number;
     try {
       term = this.storage.term(index);
     } catch {
-      return m; // compacted meanwhile: the stored point is still a correct (older) description
+      return undefined;
     }
     return { ...m, snapshot: { ...m.snapshot, metadata: { index, term, confState: this.confStateAt(index) } } };
   }

@@ -7,6 +7,7 @@ import { ConfChangeType, EntryType, type ConfState, type Entry, type HardState, 
 import { queryMembers } from '../raft/transport/peer-transport';
 import { Wal, walExists, type WalMetadata } from '../raft/wal/wal';
 import { openBackend, type Backend } from '../storage';
+import { REJECTED_CONF_CHANGE_PREFIX } from '../storage/etcd-layout';
 import { dumpConsistentIndex, installBackendDump } from './backend-dump';
 import type { ServerConfig } from './config';
 import { clusterId as deriveClusterId, memberId as deriveMemberId } from './identity';
@@ -278,6 +279,12 @@ export async function initRestoredMember(
     await backend.scan(bucket, Buffer.alloc(0), undefined, (k) => void keys.push(k));
     for (const k of keys) backend.delete(bucket, k);
   }
+  // The old cluster's record of refused conf changes names indexes of its log, not the new one's.
+  const stale: Buffer[] = [];
+  await backend.scan('meta', Buffer.from(REJECTED_CONF_CHANGE_PREFIX, 'latin1'), undefined, (k) => {
+    if (k.toString('latin1').startsWith(REJECTED_CONF_CHANGE_PREFIX)) stale.push(k);
+  });
+  for (const k of stale) backend.delete('meta', k);
   // The new members are in the backend already: their conf changes below are at or before the
   // consistent index, so a start only rebuilds raft's configuration from them.
   for (const m of b.members) backend.put('members', Buffer.from(idHex(m.id)), memberContext(m));

@@ -11,6 +11,7 @@ import { EntryType, ErrProposalDropped, StateType, type ConfChange, type Entry, 
 import { RaftDriver } from '../raft/driver';
 import { PeerTransport } from '../raft/transport/peer-transport';
 import type { Backend } from '../storage';
+import { REJECTED_CONF_CHANGE_PREFIX } from '../storage/etcd-layout';
 import { AlarmStore, AlarmType, type Alarm } from './alarms';
 import { AlarmAction, Applier, type ApplyResult } from './applier';
 import { BackendCommitter } from './backend-committer';
@@ -37,8 +38,7 @@ import { LeaseForwarder } from './lease-forwarding';
 const KV_OVERHEAD = 256;
 /** etcd refuses new proposals while applying lags committing by more than this (v3_server.go). */
 const MAX_APPLY_GAP = 5000;
-/** Meta key: indexes (u64 each) of conf changes refused when they first applied (see applyConfChange). */
-const META_REJECTED_CONF_CHANGES = Buffer.from('plinthRejectedConfChanges');
+
 
 export interface ResponseHeader {
   clusterId: bigint;
@@ -115,6 +115,7 @@ export class EtcdServer {
   private driver!: RaftDriver;
   /** Set once this member's removal is known: it stops serving. */
   private removed = false;
+  private removalTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private failed: Error | undefined;
   /** Set while the backend is swapped (defragment, a snapshot from the leader): nothing may read it meanwhile. */
@@ -214,7 +215,6 @@ export class EtcdServer {
       this.checkpointTimer = setInterval(() => this.checkpointLeases(), cfg.leaseCheckpointIntervalMs);
       this.checkpointTimer.unref();
     }
-    this.loadRejectedConfChanges();
     this.sweepTimer = setInterval(() => this.sweepProposals(), 500);
     this.sweepTimer.unref();
   }
@@ -244,6 +244,7 @@ export class EtcdServer {
       const membership = new Membership(m.memberId, m.clusterId, backend);
       await membership.load();
       const s = (server = new EtcdServer(cfg, backend, store, alarms, lessor, membership, m.consistentIndex, hooks, log));
+      await s.loadRejectedConfChanges();
       const transport = await s.openTransport(m.initialMembers);
       s.driver = new RaftDriver({
         id: m.memberId,
@@ -325,7 +326,13 @@ export class EtcdServer {
       limits: { maxFrameBytes: 2 * Math.max(1024 * 1024, this.cfg.maxRequestBytes) + (1 << 20) },
       idleTimeoutMs: Math.max(5000, 5 * this.cfg.electionTimeoutMs),
     });
-    for (const p of peers) transport.addPeer(p.id, p.peerUrls);
+    for (const p of peers) {
+      try {
+        transport.addPeer(p.id, p.peerUrls);
+      } catch (err) {
+        this.log('error', 'cannot reach a member at its peer URLs', { 'remote-peer-id': idHex(p.id), 'peer-urls': p.peerUrls, error: (err as Error).message });
+      }
+    }
     return transport;
   }
 
@@ -852,30 +859,49 @@ export class EtcdServer {
     const change = this.membership.applyConfChange(cc);
     this.driver.applyConfChange(cc, e.index);
     const t = this.driver.transport;
-    if (change.added && change.added.id !== this.memberId) t?.addPeer(change.added.id, change.added.peerUrls);
-    if (change.updated && change.updated.id !== this.memberId) t?.updatePeer(change.updated.id, change.updated.peerUrls);
+    if (change.added && change.added.id !== this.memberId) this.addPeer(change.added);
+    if (change.updated && change.updated.id !== this.memberId) this.addPeer(change.updated);
     if (change.removed !== undefined && change.removed !== this.memberId) t?.removePeer(change.removed);
     this.reconfig.applied(cc, undefined);
     if (change.removed === this.memberId) this.onRemovedFromCluster('its removal was applied');
   }
 
+  /**
+   * A member's peer URLs to the transport. One it cannot dial (a log written before Plinth refused such
+   * URLs, or etcd's https/unix) is logged and left without a link, never a failure of the apply.
+   */
+  private addPeer(m: Member): void {
+    try {
+      this.driver.transport?.addPeer(m.id, m.peerUrls);
+    } catch (err) {
+      this.log('error', 'cannot reach a member at its peer URLs', { 'remote-peer-id': idHex(m.id), 'peer-urls': m.peerUrls, error: (err as Error).message });
+    }
+  }
+
   /** Conf changes refused when first applied, by index (after the raft snapshot point only). */
   private rejectedConfChanges = new Set<number>();
 
-  private loadRejectedConfChanges(): void {
-    const b = this.backend.get('meta', META_REJECTED_CONF_CHANGES);
-    for (let i = 0; b && i + 8 <= b.length; i += 8) this.rejectedConfChanges.add(Number(b.readBigUInt64BE(i)));
+  private async loadRejectedConfChanges(): Promise<void> {
+    this.rejectedConfChanges.clear();
+    const prefix = Buffer.from(REJECTED_CONF_CHANGE_PREFIX, 'latin1');
+    const end = Buffer.from(prefix);
+    end[end.length - 1]++;
+    await this.backend.scan('meta', prefix, end, (k) => {
+      this.rejectedConfChanges.add(parseInt(k.subarray(prefix.length).toString('latin1'), 16));
+    });
   }
 
   private recordRejectedConfChange(index: number): void {
     // Entries at or before the last snapshot point are never replayed: their verdicts can go.
+    // One key each, so a client's stream of refused changes costs a write each, not a growing value.
     const floor = this.driver.snapshotPoint;
-    for (const i of this.rejectedConfChanges) if (i <= floor) this.rejectedConfChanges.delete(i);
+    for (const i of this.rejectedConfChanges) {
+      if (i > floor) continue;
+      this.rejectedConfChanges.delete(i);
+      this.backend.delete('meta', rejectedConfChangeKey(i));
+    }
     this.rejectedConfChanges.add(index);
-    const b = Buffer.allocUnsafe(8 * this.rejectedConfChanges.size);
-    let o = 0;
-    for (const i of this.rejectedConfChanges) o = b.writeBigUInt64BE(BigInt(i), o);
-    this.backend.put('meta', META_REJECTED_CONF_CHANGES, b);
+    this.backend.put('meta', rejectedConfChangeKey(index), Buffer.alloc(0));
   }
 
   /**
@@ -895,13 +921,14 @@ export class EtcdServer {
       }
       if (best !== undefined) this.driver.transferLeader(best);
     }
-    const timer = setTimeout(() => {
+    this.removalTimer = setTimeout(() => {
+      if (this.closed) return;
       this.waiters.failAll(Errors.stopped);
       this.reconfig.close(Errors.stopped);
       if (this.hooks.onRemoved) this.hooks.onRemoved();
       else void this.close();
     }, Math.max(1000, 10 * this.cfg.heartbeatIntervalMs));
-    timer.unref();
+    this.removalTimer.unref();
   }
 
   // --- membership (the Cluster service and MoveLeader) ---
@@ -973,16 +1000,21 @@ export class EtcdServer {
     this.appliedWaiters = still;
   }
 
+  private publishedResolve!: () => void;
+  /** Resolves once this member's name and client URLs are in the member list (etcd's ReadyNotify). */
+  readonly published: Promise<void> = new Promise((r) => (this.publishedResolve = r));
+
   /** Publishes this member's name and client URLs through the log, until it is applied (etcd's publish). */
   private publish(): void {
     if (this.closed || this.failed) return;
     // Already in the member list as configured (a restart with the same flags): nothing to publish.
     const local = this.membership.local;
-    if (local && local.name === this.cfg.name && sameUrls(local.clientUrls, this.cfg.advertiseClientUrls)) return;
+    if (local && local.name === this.cfg.name && sameUrls(local.clientUrls, this.cfg.advertiseClientUrls)) return this.publishedResolve();
     const attrs = { id: this.memberId, name: this.cfg.name, clientUrls: this.cfg.advertiseClientUrls };
     this.propose({ memberAttributes: attrs }).then(
       () => {
         this.log('info', 'published local member to cluster through raft', { 'local-member-id': this.memberId.toString(16), name: attrs.name, 'client-urls': attrs.clientUrls });
+        this.publishedResolve();
       },
       () => {
         this.publishTimer = setTimeout(() => this.publish(), 500);
@@ -1021,11 +1053,12 @@ export class EtcdServer {
       await this.store.reload();
       await this.alarms.reload();
       await this.membership.load();
-      this.rejectedConfChanges.clear();
-      this.loadRejectedConfChanges();
+      await this.loadRejectedConfChanges();
       this.watchHub.restore();
+      // The peers as the snapshot has them: new ones dialed, ones removed meanwhile dropped.
       const t = this.driver.transport;
-      for (const m of this.membership.list()) if (m.id !== this.memberId) t?.addPeer(m.id, m.peerUrls);
+      for (const m of this.membership.list()) if (m.id !== this.memberId) this.addPeer(m);
+      for (const id of t?.stats().keys() ?? []) if (!this.membership.get(id)) t?.removePeer(id);
       // A durable backend holds it now; the memory engine keeps the file (it is its state at a restart).
       if (this.backend.kind !== 'memory') await rm(file, { force: true });
       if (this.appliedWaiters.length) this.wakeAppliedWaiters();
@@ -1074,6 +1107,7 @@ export class EtcdServer {
     clearInterval(this.leaseTimer);
     clearInterval(this.sweepTimer);
     if (this.publishTimer) clearTimeout(this.publishTimer);
+    if (this.removalTimer) clearTimeout(this.removalTimer);
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     await this.autoCompactor?.stop();
     await this.driver.stop();
@@ -1088,6 +1122,10 @@ export class EtcdServer {
     await this.backend.close().catch(() => {});
     await this.wal.close().catch(() => {});
   }
+}
+
+function rejectedConfChangeKey(index: number): Buffer {
+  return Buffer.from(REJECTED_CONF_CHANGE_PREFIX + index.toString(16).padStart(16, '0'), 'latin1');
 }
 
 function sameUrls(a: string[], b: string[]): boolean {

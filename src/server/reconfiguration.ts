@@ -1,5 +1,6 @@
 import { Errors, EtcdError } from '../errors';
 import { ConfChangeType, ErrProposalDropped, type ConfChange, type NodeId, type Status } from '../raft/core/types';
+import { parsePeerUrl } from '../raft/transport/peer-transport';
 import type { Log } from './bootstrap';
 import { memberContext, newMemberId, parseMemberUrls, type Member, type Membership } from './membership';
 
@@ -50,7 +51,8 @@ export class Reconfiguration {
 
   /** MemberAdd: a new member (ID from its URLs and the time, as etcd's NewMember) as voter or learner. */
   async add(peerUrls: string[], isLearner: boolean): Promise<{ member: Member; members: Member[] }> {
-    const urls = parseMemberUrls(peerUrls);
+    this.assertInCluster();
+    const urls = dialableUrls(peerUrls);
     if (!urls) throw Errors.memberBadUrls;
     const member: Member = { id: newMemberId(urls, Date.now()), name: '', peerUrls: urls, clientUrls: [], isLearner };
     if (this.h.strictReconfigCheck) {
@@ -65,18 +67,23 @@ export class Reconfiguration {
 
   /** MemberRemove. */
   async remove(id: bigint): Promise<Member[]> {
+    this.assertInCluster();
     if (this.h.strictReconfigCheck) this.mayRemove(id);
     return this.configure({ id: 0n, type: ConfChangeType.REMOVE_NODE, nodeId: id, context: Buffer.alloc(0) });
   }
 
-  /** MemberUpdate: new peer URLs (etcd 3.4 does not check them here). */
+  /** MemberUpdate: new peer URLs (checked as MemberAdd's: etcd 3.4 does not, and crashes on a bad one). */
   async update(id: bigint, peerUrls: string[]): Promise<Member[]> {
-    const m: Member = { id, name: '', peerUrls, clientUrls: [], isLearner: false };
+    this.assertInCluster();
+    const urls = dialableUrls(peerUrls);
+    if (!urls) throw Errors.memberBadUrls;
+    const m: Member = { id, name: '', peerUrls: urls, clientUrls: [], isLearner: false };
     return this.configure({ id: 0n, type: ConfChangeType.UPDATE_NODE, nodeId: id, context: memberContext(m) });
   }
 
   /** MemberPromote: on the leader (which knows whether the learner is in sync); a follower asks it. */
   async promote(id: bigint): Promise<Member[]> {
+    this.assertInCluster();
     if (this.h.lead() === this.h.memberId) return this.promoteHere(id);
     const deadline = Date.now() + this.h.requestTimeoutMs;
     while (Date.now() < deadline && !this.h.stopped()) {
@@ -180,6 +187,14 @@ export class Reconfiguration {
     });
   }
 
+  /**
+   * A member not (yet) in its own member list cannot judge a change: one joining that has not applied
+   * its own addition, or a data dir from before Plinth had clusters (whose log never added it).
+   */
+  private assertInCluster(): void {
+    if (!this.h.membership.local) throw Errors.notCapable;
+  }
+
   private fail(id: bigint, err: Error): void {
     const p = this.pending.get(id);
     if (!p) return;
@@ -228,6 +243,22 @@ export class Reconfiguration {
     this.h.log('warn', `rejecting ${what} request`, { 'local-member-id': hex(this.h.memberId), error: err.message });
     return err;
   }
+}
+
+/**
+ * A new member's peer URLs: etcd's rules (types.NewURLs), and only what Plinth's peer transport can dial
+ * (http://host:port; no https before peer TLS, no unix sockets): a member nobody can reach is refused with
+ * etcd's "given member URLs are invalid" rather than added.
+ */
+export function dialableUrls(urls: string[]): string[] | undefined {
+  const parsed = parseMemberUrls(urls);
+  if (!parsed) return undefined;
+  try {
+    for (const u of parsed) parsePeerUrl(u);
+  } catch {
+    return undefined;
+  }
+  return parsed;
 }
 
 /** etcd's IsReadyToAddVotingMember: a quorum of the grown cluster has started (1 of 1 may add one). */

@@ -9,6 +9,12 @@
 import type { Bucket } from './engine';
 
 /** etcd 3.4's buckets: Plinth's, and `cluster` (cluster version), which Plinth does not keep. */
+/**
+ * Plinth's own meta keys `plinthRejectedConfChange/<index as 16 hex digits>`: the conf changes refused
+ * when they first applied (the server's applyConfChange). Local bookkeeping, left out of Maintenance.Hash.
+ */
+export const REJECTED_CONF_CHANGE_PREFIX = 'plinthRejectedConfChange/';
+
 export const ETCD_BUCKETS = ['alarm', 'auth', 'authRoles', 'authUsers', 'cluster', 'key', 'lease', 'members', 'members_removed', 'meta'] as const;
 
 function putVarint(out: number[], v: bigint): void {

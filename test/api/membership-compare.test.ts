@@ -516,12 +516,20 @@ describe.skipIf(!ETCDCTL_AVAILABLE).each(kinds)('membership commands on a 1-memb
 
     const initial = INITIAL_CLUSTER.exec(r.stdout)![1];
     const j = await c.startJoining({ name: 'm3', initialCluster: initial, id });
+    const joinedAt = Date.now();
     model.started(id, 'm3', c.members[j].clientUrl);
-    // Just joined: not connected for 5 s yet (etcd's new member serves a fraction of a second after it
-    // first connects to the others, so the 5 s have not passed when startJoining returns).
-    expectCtlError(await etcdctl(ep, ['member', 'add', 'm4', '--learner', `--peer-urls=${refusedUrl()}`]), UNHEALTHY);
-    expectGrpcError(await g.call('Cluster', 'MemberAdd', { peerURLs: [refusedUrl()], isLearner: true }), 'UNAVAILABLE', UNHEALTHY);
-    expect.soft(await gw(url, '/v3/cluster/member/add', { peerURLs: [refusedUrl()] })).toEqual(gwError(503, 14, UNHEALTHY));
+    // Just joined: not connected for 5 s yet (a new member serves soon after it first connects to the
+    // others, so the 5 s have not passed when startJoining returns). Only answers that came back quickly
+    // are judged: on a machine loaded enough for 5 s to pass, the add may be taken (reconcile removes it).
+    let allQuick = true;
+    const quick = () => (allQuick = allQuick && Date.now() - joinedAt < 3000);
+    const viaCtl = await etcdctl(ep, ['member', 'add', 'm4', '--learner', `--peer-urls=${refusedUrl()}`]);
+    if (quick()) expectCtlError(viaCtl, UNHEALTHY);
+    const viaGrpc = await g.call('Cluster', 'MemberAdd', { peerURLs: [refusedUrl()], isLearner: true });
+    if (quick()) expectGrpcError(viaGrpc, 'UNAVAILABLE', UNHEALTHY);
+    const viaGw = await gw(url, '/v3/cluster/member/add', { peerURLs: [refusedUrl()] });
+    if (quick()) expect.soft(viaGw).toEqual(gwError(503, 14, UNHEALTHY));
+    if (!allQuick) await reconcile(c, model);
 
     // Both list both, started; the new member serves the data and takes writes.
     for (const e of c.endpoints()) {

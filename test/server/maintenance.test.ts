@@ -53,6 +53,7 @@ describe.skipIf(!ETCDCTL_AVAILABLE)('maintenance with etcdctl', () => {
     });
   });
 
+  // 300 etcdctl processes one after another: slow on a loaded 2-core machine.
   it.each(ENGINES)('defragment gives space back and keeps data (%s)', async (backend) => {
     const s = await startPlinth({ backend, extraArgs: ['--backend-batch-interval', '10ms'] });
     try {
@@ -74,7 +75,7 @@ describe.skipIf(!ETCDCTL_AVAILABLE)('maintenance with etcdctl', () => {
     } finally {
       await s.stop();
     }
-  });
+  }, 120_000);
 
   describe.each(ENGINES)('snapshot save from %s', (from) => {
     it('cannot restore onto the memory engine, which keeps nothing on disk', () => {

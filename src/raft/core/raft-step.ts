@@ -167,7 +167,9 @@ export const MAX_HELD_PROPOSAL_BYTES = 64 * 1024 * 1024;
  */
 export function releaseHeldProposals(r: Raft): void {
   if (r.state === StateType.Leader) {
-    if (r.leadTransferee !== NONE) return;
+    // A transfer under way, or a leader removed from the configuration (it takes no proposals, but the
+    // member it hands over to will): keep them.
+    if (r.leadTransferee !== NONE || !r.selfProgress) return;
   } else if (r.lead === NONE) {
     return;
   }
@@ -199,6 +201,7 @@ function stepLeaderProposal(r: Raft, m: Message): void {
     // it later cannot make it apply twice.
     const bytes = m.entries.reduce((n, e) => n + e.data.length, 0);
     if (r.heldProposals.length < MAX_HELD_PROPOSALS && r.heldProposalBytes + bytes <= MAX_HELD_PROPOSAL_BYTES) {
+      if (r.heldProposals.length === 0) r.heldProposalTicks = 0;
       r.heldProposals.push(m);
       r.heldProposalBytes += bytes;
       return;

@@ -62,6 +62,8 @@ export class Raft {
    */
   heldProposals: Message[] = [];
   heldProposalBytes = 0;
+  /** Ticks since the first held proposal; past two election timeouts they are dropped (see tick). */
+  heldProposalTicks = 0;
   /**
    * At least the index of the latest conf change in the log; another may be proposed only once the
    * applied index has reached it (one pending change at a time).
@@ -334,7 +336,15 @@ export class Raft {
 
   tick(): void {
     this.tickFn();
-    if (this.heldProposals.length > 0) releaseHeldProposals(this);
+    if (this.heldProposals.length === 0) return;
+    releaseHeldProposals(this);
+    // A transfer lasts at most an election timeout; a leader should be known within another. Later, the
+    // proposers have been told their requests timed out (and may have retried): drop, never apply late.
+    if (this.heldProposals.length > 0 && ++this.heldProposalTicks > 2 * this.electionTimeout) {
+      this.warn?.(`${this.id.toString(16)} dropped ${this.heldProposals.length} proposals held through a leader transfer: no leader took them in time`);
+      this.heldProposals = [];
+      this.heldProposalBytes = 0;
+    }
   }
 
   /** Followers and candidates: campaign once the randomized election timeout has passed. */

@@ -22,6 +22,7 @@ import { startSnapshotSend } from './snapshot-sender';
 export type { PeerTransportOptions, TransportLimits, Logger, LogLevel } from './options';
 export type { PeerStats } from './peer';
 export { TransportError, RemoteError, CodecError, ProtocolError } from './errors';
+export { parsePeerUrl };
 export { HandshakeRefused, HandshakeStatus } from './handshake';
 export { queryMembers, MAX_MEMBERS_BYTES, type QueryMembersOptions } from './members-query';
 

@@ -759,6 +759,21 @@ describe('leader transfer', () => {
     expect(lead.raftLog.lastIndex()).toBe(3);
   });
 
+  it('held proposals are dropped when no leader takes them within two election timeouts', () => {
+    const { nt, lead } = elected();
+    nt.isolate(3);
+    nt.send(msg({ type: MessageType.MsgTransferLeader, from: 3, to: 1 }));
+    lead.step(msg({ type: MessageType.MsgProp, from: 2, to: 1, entries: [entry(0, 0)] }));
+    expect(lead.heldProposals).toHaveLength(1);
+    // It steps down with no leader known (a higher term, say): the proposal may not apply late.
+    lead.becomeFollower(lead.term + 1, 0n);
+    for (let i = 0; i < 2 * lead.electionTimeout; i++) lead.tick();
+    expect(lead.heldProposals).toHaveLength(1);
+    lead.tick();
+    expect(lead.heldProposals).toHaveLength(0);
+    expect(lead.raftLog.lastIndex()).toBe(1);
+  });
+
   it('held proposals go to the new leader once it is known', () => {
     const { nt, lead } = elected();
     nt.ignore(MessageType.MsgTimeoutNow);
