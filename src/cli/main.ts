@@ -2,6 +2,7 @@ import { startGrpc } from '../api/grpc-server';
 import { ETCD_COMPAT_VERSION } from '../server/config';
 import { EtcdServer } from '../server/etcd-server';
 import { restoreSnapshot } from '../server/snapshot';
+import * as net from 'node:net';
 import { join } from 'node:path';
 import { initRestoredMember } from '../server/bootstrap';
 import { ENGINE_KINDS, openBackend, type EngineKind } from '../storage';
@@ -32,6 +33,15 @@ export async function main(argv: string[]): Promise<void> {
   }
   const cfg = cmd.config;
   const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+  // Ports first: a busy one is reported before anything is written to the data dir.
+  const busy = await firstBusyPort([
+    ...cfg.listenClientUrls.map((u) => ({ url: u, what: 'clients' })),
+    ...(cfg.listenPeerUrls ?? []).map((u) => ({ url: u, what: 'peers' })),
+  ]);
+  if (busy) {
+    log(`cannot start: ${busy}`);
+    process.exit(1);
+  }
   let server: EtcdServer;
   // Set once serving: how the member stops (a signal, or its removal from the cluster).
   let stopServing: ((why: string) => Promise<void>) | undefined;
@@ -71,6 +81,22 @@ export async function main(argv: string[]): Promise<void> {
   stopServing = stop;
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/** The first listen URL whose port is taken (bound and released at once), as a message; undefined if none. */
+async function firstBusyPort(urls: { url: URL; what: string }[]): Promise<string | undefined> {
+  for (const { url, what } of urls) {
+    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+    if (port === 0) continue;
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const why = await new Promise<string | undefined>((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EADDRINUSE' ? 'address already in use' : err.code === 'EADDRNOTAVAIL' ? 'address not available on this host' : err.code === 'EACCES' ? 'permission denied' : err.message));
+      srv.listen({ host, port }, () => srv.close(() => resolve(undefined)));
+    });
+    if (why) return `cannot listen for ${what} on ${url.href}: ${why}`;
+  }
+  return undefined;
 }
 
 const SNAPSHOT_USAGE = `Usage: plinth snapshot restore FILE --data-dir DIR [--backend lmdb|leveldb|bolt] [--skip-hash-check]

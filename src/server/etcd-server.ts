@@ -22,6 +22,7 @@ import { takeSnapshot, type SnapshotData } from './snapshot';
 import { decodeInternalRequest, encodeInternalRequest, type AlarmRequest, type InternalRequest } from './internal-request';
 import { decodeMembers, encodeMembers, idHex, memberContext, Membership, type Member } from './membership';
 import { Reconfiguration } from './reconfiguration';
+import { lockDataDir, type DataDirLock } from './data-dir-lock';
 import { ProposalWaiters } from './proposals';
 import { ReadIndexer } from './read-index';
 import { readRequestId, RequestIdGenerator } from './request-id';
@@ -226,7 +227,15 @@ export class EtcdServer {
       plain(fields && Object.keys(fields).length ? `${msg} ${JSON.stringify(fields, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}` : msg);
     };
     let server: EtcdServer | undefined;
-    const m = await openMember(cfg, log, (err) => err && server?.raiseNoSpace());
+    // One process per data dir, before anything in it is read or written.
+    const lock = await lockDataDir(cfg.dataDir);
+    let m: Awaited<ReturnType<typeof openMember>>;
+    try {
+      m = await openMember(cfg, log, (err) => err && server?.raiseNoSpace());
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
     const { backend } = m;
     try {
       const lessor = await Lessor.open(backend);
@@ -244,6 +253,7 @@ export class EtcdServer {
       const membership = new Membership(m.memberId, m.clusterId, backend);
       await membership.load();
       const s = (server = new EtcdServer(cfg, backend, store, alarms, lessor, membership, m.consistentIndex, hooks, log));
+      s.dataDirLock = lock;
       await s.loadRejectedConfChanges();
       const transport = await s.openTransport(m.initialMembers);
       s.driver = new RaftDriver({
@@ -298,9 +308,12 @@ export class EtcdServer {
       await server?.driver?.transport?.close().catch(() => {});
       await backend.close().catch(() => {});
       await m.wal.close().catch(() => {});
+      await lock.release().catch(() => {});
       throw err;
     }
   }
+
+  private dataDirLock: DataDirLock | undefined;
 
   private wal!: import('../raft/wal/wal').Wal;
 
@@ -1121,6 +1134,7 @@ export class EtcdServer {
     await this.committer.close(!this.failed);
     await this.backend.close().catch(() => {});
     await this.wal.close().catch(() => {});
+    await this.dataDirLock?.release().catch(() => {});
   }
 }
 
