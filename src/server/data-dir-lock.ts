@@ -17,12 +17,17 @@ export interface DataDirLock {
 
 const LOCK_FILE = 'plinth.lock';
 
-/** The current start time of process pid (clock ticks since boot), or '' where /proc is not available. */
+/**
+ * The start time of process pid (clock ticks since boot); '' where /proc is not available; 'gone' for a
+ * zombie (killed, not yet reaped by its parent: it holds nothing any more).
+ */
 async function startTimeOf(pid: number): Promise<string> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'latin1');
-    // Field 22; the command name (field 2) is in parentheses and may contain spaces.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+    // The command name (field 2) is in parentheses and may contain spaces; then state (3) ... start time (22).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z' || fields[0] === 'X') return 'gone';
+    return fields[19] ?? '';
   } catch {
     return '';
   }
