@@ -1,6 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { GRPC_OVERHEAD_BYTES } from '../server/config';
 import type { EtcdServer } from '../server/etcd-server';
+import { authService } from './auth-service';
 import { clusterService } from './cluster-service';
 import { kvService, PREENCODED_KV_METHODS } from './kv-service';
 import { leaseService } from './lease-service';
@@ -53,8 +54,8 @@ export async function startGrpc(
   watchDef.Watch = { ...watchDef.Watch, responseSerialize: (b: Buffer) => b };
   server.addService(watchDef, guard(watchService(s)));
   add('etcdserverpb', 'Lease', leaseService(s));
-  // Auth is issue #15: registered empty until then, so every Auth call gets gRPC's UNIMPLEMENTED status.
-  add('etcdserverpb', 'Auth', {});
+  // Auth is issue #15: Authenticate and AuthDisable answer as etcd with auth disabled (auth-service.ts).
+  add('etcdserverpb', 'Auth', authService(s));
   add('v3lockpb', 'Lock', lockService(s));
   add('v3electionpb', 'Election', electionService(s));
 

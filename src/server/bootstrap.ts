@@ -11,7 +11,7 @@ import { REJECTED_CONF_CHANGE_PREFIX } from '../storage/etcd-layout';
 import { dumpConsistentIndex, installBackendDump } from './backend-dump';
 import type { ServerConfig } from './config';
 import { clusterId as deriveClusterId, memberId as deriveMemberId } from './identity';
-import { bootstrapMembers, ClusterConfigError, idHex, memberContext, parseInitialCluster, parseMemberContext, type Member } from './membership';
+import { bootstrapMembers, ClusterConfigError, idHex, memberContext, parseInitialCluster, decodeMembers, type Member } from './membership';
 
 // Starting a member on its data dir, as etcd's NewServer does: a new member of a new cluster writes the
 // cluster's first entries (one conf change per initial member, the same on every member, so their logs
@@ -192,10 +192,7 @@ async function joinExistingCluster(cfg: ServerConfig, log: Log): Promise<{ local
       const info = JSON.parse((await queryMembers(url, { timeoutMs: 5000 })).toString('utf8')) as { clusterId: string; members: unknown[] };
       remote = {
         clusterId: BigInt('0x' + info.clusterId),
-        members: info.members.map((m) => {
-          const { isPromote: _, ...member } = parseMemberContext(Buffer.from(JSON.stringify(m)));
-          return member;
-        }),
+        members: decodeMembers(info.members),
       };
       break;
     } catch (err) {

@@ -20,7 +20,7 @@ import { META_CONSISTENT_INDEX, openMember, readConsistentIndex, receivedSnapsho
 import { effectiveQuota, type ServerConfig } from './config';
 import { takeSnapshot, type SnapshotData } from './snapshot';
 import { decodeInternalRequest, encodeInternalRequest, type AlarmRequest, type InternalRequest } from './internal-request';
-import { decodeMembers, encodeMembers, idHex, memberContext, Membership, type Member } from './membership';
+import { decodeMembers, encodeMembers, idHex, Membership, type Member } from './membership';
 import { Reconfiguration } from './reconfiguration';
 import { lockDataDir, type DataDirLock } from './data-dir-lock';
 import { ProposalWaiters } from './proposals';
@@ -368,7 +368,7 @@ export class EtcdServer {
     if (kind === 'member-promote' && body.length === 8) {
       return Promise.resolve()
         .then(() => this.reconfig.promoteHere(body.readBigUInt64BE(0)))
-        .then((members) => encodeMembers(members));
+        .then((members) => Buffer.from(encodeMembers(members)));
     }
     return Promise.reject(new Error(`unknown peer request "${kind}" from ${from.toString(16)}`));
   }
@@ -653,7 +653,7 @@ export class EtcdServer {
       raftTerm: this.driver.term,
       raftAppliedIndex: this.applied,
       alarms: this.alarms.list(),
-      isLearner: this.membership.local?.isLearner ?? false,
+      isLearner: this.membership.localIsLearner,
     };
   }
 
@@ -693,7 +693,7 @@ export class EtcdServer {
     return {
       hasLeader: this.driver.lead !== 0n,
       isLeader: this.driver.isLeader,
-      isLearner: this.membership.local?.isLearner ?? false,
+      isLearner: this.membership.localIsLearner,
       leaderChanges: this.leaderChanges,
       committed: this.driver.node.commitIndex,
       applied: this.applied,
@@ -948,7 +948,7 @@ export class EtcdServer {
 
   /** Whether this member is a learner: it serves serializable ranges and Status only (etcd's interceptor). */
   get isLearner(): boolean {
-    return this.membership.local?.isLearner ?? false;
+    return this.membership.localIsLearner;
   }
 
   addMember(peerUrls: string[], isLearner: boolean): Promise<{ member: Member; members: Member[] }> {
@@ -991,12 +991,12 @@ export class EtcdServer {
         .find((e) => msg === e.message || msg.endsWith(e.message));
       throw known ?? err;
     }
-    return decodeMembers(answer);
+    return decodeMembers(JSON.parse(answer.toString('utf8')));
   }
 
   /** The cluster's ID and members, for a member joining with --initial-cluster-state existing. */
   membersInfo(): Buffer {
-    return Buffer.from(JSON.stringify({ clusterId: idHex(this.clusterId), members: this.membership.list().map((m) => JSON.parse(memberContext(m).toString())) }));
+    return Buffer.from(`{"clusterId":"${idHex(this.clusterId)}","members":${encodeMembers(this.membership.list())}}`);
   }
 
   private waitApplied(index: number): Promise<void> {

@@ -29,9 +29,10 @@ export function memberContext(m: Member, isPromote = false): Buffer {
   return Buffer.from(JSON.stringify(v));
 }
 
-export function parseMemberContext(buf: Buffer): Member & { isPromote: boolean } {
-  const v = JSON.parse(buf.toString('utf8')) as Record<string, unknown>;
-  const strings = (x: unknown) => (Array.isArray(x) ? x.filter((s): s is string => typeof s === 'string') : []);
+/** A member from its JSON (a context's, or an element of a member list). */
+export function memberFromJson(x: unknown): Member {
+  const v = (x !== null && typeof x === 'object' ? x : {}) as Record<string, unknown>;
+  const strings = (y: unknown) => (Array.isArray(y) ? y.filter((s): s is string => typeof s === 'string') : []);
   if (typeof v.id !== 'string' || !/^[0-9a-f]{1,16}$/.test(v.id)) throw new Error('member context: bad id');
   return {
     id: BigInt('0x' + v.id),
@@ -39,22 +40,22 @@ export function parseMemberContext(buf: Buffer): Member & { isPromote: boolean }
     peerUrls: strings(v.peerURLs),
     clientUrls: strings(v.clientURLs),
     isLearner: v.isLearner === true,
-    isPromote: v.isPromote === true,
   };
 }
 
-/** A member list between members (a forwarded promotion's answer): their contexts as a JSON array. */
-export function encodeMembers(ms: Member[]): Buffer {
-  return Buffer.from(`[${ms.map((m) => memberContext(m).toString('utf8')).join(',')}]`);
+export function parseMemberContext(buf: Buffer): { member: Member; isPromote: boolean } {
+  const v = JSON.parse(buf.toString('utf8')) as { isPromote?: unknown };
+  return { member: memberFromJson(v), isPromote: v.isPromote === true };
 }
 
-export function decodeMembers(buf: Buffer): Member[] {
-  const v = JSON.parse(buf.toString('utf8')) as unknown;
+/** A member list between members (a forwarded promotion's answer): their contexts as a JSON array. */
+export function encodeMembers(ms: Member[]): string {
+  return `[${ms.map((m) => memberContext(m).toString('utf8')).join(',')}]`;
+}
+
+export function decodeMembers(v: unknown): Member[] {
   if (!Array.isArray(v)) throw new Error('member list: not an array');
-  return v.map((x) => {
-    const { isPromote: _, ...m } = parseMemberContext(Buffer.from(JSON.stringify(x)));
-    return m;
-  });
+  return v.map(memberFromJson);
 }
 
 /**
@@ -158,10 +159,12 @@ export class Membership {
   /** Reads the members back from the backend (start, or after a snapshot replaced the backend). */
   async load(): Promise<void> {
     this.byId.clear();
+    this.localIsLearner = false;
     this.removed.clear();
     await this.backend.scan('members', Buffer.alloc(0), undefined, (_k, v) => {
-      const { isPromote: _, ...m } = parseMemberContext(v);
+      const m = memberFromJson(JSON.parse(v.toString('utf8')));
       this.byId.set(m.id, m);
+      if (m.id === this.localId) this.localIsLearner = m.isLearner;
     });
     await this.backend.scan('members_removed', Buffer.alloc(0), undefined, (k) => {
       this.removed.add(BigInt('0x' + k.toString('latin1')));
@@ -180,6 +183,12 @@ export class Membership {
   get local(): Member | undefined {
     return this.byId.get(this.localId);
   }
+
+  /**
+   * Whether this member is a learner, kept as a plain field: every gRPC call asks (etcd's learner
+   * interceptor), and a bigint-keyed lookup per put or range is not free.
+   */
+  localIsLearner = false;
 
   isRemoved(id: bigint): boolean {
     return this.removed.has(id);
@@ -207,8 +216,8 @@ export class Membership {
     switch (cc.type) {
       case ConfChangeType.ADD_NODE:
       case ConfChangeType.ADD_LEARNER_NODE: {
-        const m = parseMemberContext(cc.context);
-        if (m.isPromote) {
+        const { member: m, isPromote } = parseMemberContext(cc.context);
+        if (isPromote) {
           if (!existing) return Errors.memberNotFound;
           if (!existing.isLearner) return Errors.memberNotLearner;
           return undefined;
@@ -224,7 +233,7 @@ export class Membership {
       case ConfChangeType.UPDATE_NODE: {
         if (!existing) return Errors.memberNotFound;
         const used = urlsInUse(id);
-        return parseMemberContext(cc.context).peerUrls.some((u) => used.has(u)) ? Errors.peerUrlExist : undefined;
+        return parseMemberContext(cc.context).member.peerUrls.some((u) => used.has(u)) ? Errors.peerUrlExist : undefined;
       }
     }
     return undefined;
@@ -243,29 +252,29 @@ export class Membership {
     switch (cc.type) {
       case ConfChangeType.ADD_NODE:
       case ConfChangeType.ADD_LEARNER_NODE: {
-        const m = parseMemberContext(cc.context);
+        const { member: m, isPromote } = parseMemberContext(cc.context);
         if (m.id !== cc.nodeId) throw new Error(`conf change: member ${idHex(m.id)} in the context of a change for ${idHex(cc.nodeId)}`);
         const existing = this.byId.get(m.id);
+        const isLearner = cc.type === ConfChangeType.ADD_LEARNER_NODE;
         // Promotion (a learner added again as a voter) keeps what the member published.
-        const { isPromote: _, ...fields } = m;
         const member: Member = existing
-          ? { ...existing, peerUrls: m.isPromote || !m.peerUrls.length ? existing.peerUrls : m.peerUrls, isLearner: cc.type === ConfChangeType.ADD_LEARNER_NODE }
-          : { ...fields, isLearner: cc.type === ConfChangeType.ADD_LEARNER_NODE };
+          ? { ...existing, peerUrls: isPromote || !m.peerUrls.length ? existing.peerUrls : m.peerUrls, isLearner }
+          : { ...m, isLearner };
         this.put(member);
         return { added: member };
       }
       case ConfChangeType.REMOVE_NODE: {
         this.byId.delete(cc.nodeId);
+        if (cc.nodeId === this.localId) this.localIsLearner = false;
         this.backend.delete('members', Buffer.from(idHex(cc.nodeId)));
         this.removed.add(cc.nodeId);
         this.backend.put('members_removed', Buffer.from(idHex(cc.nodeId)), REMOVED);
         return { removed: cc.nodeId };
       }
       case ConfChangeType.UPDATE_NODE: {
-        const m = parseMemberContext(cc.context);
         const existing = this.byId.get(cc.nodeId);
         if (!existing) return {};
-        const member = { ...existing, peerUrls: m.peerUrls };
+        const member = { ...existing, peerUrls: parseMemberContext(cc.context).member.peerUrls };
         this.put(member);
         return { updated: member };
       }
@@ -282,6 +291,7 @@ export class Membership {
 
   private put(m: Member): void {
     this.byId.set(m.id, m);
+    if (m.id === this.localId) this.localIsLearner = m.isLearner;
     this.backend.put('members', Buffer.from(idHex(m.id)), memberContext(m));
   }
 }

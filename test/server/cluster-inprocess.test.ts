@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { hashKV } from '../../src/mvcc/hash';
 import { defaultConfig, type ServerConfig } from '../../src/server/config';
 import { EtcdServer } from '../../src/server/etcd-server';
+import { leaderOf, until } from '../helpers/inprocess';
 import { freePort } from '../helpers/servers';
 import { putReq, rangeReq } from '../helpers/stores';
 
@@ -65,17 +66,6 @@ async function start(spec: MemberSpec): Promise<EtcdServer> {
 async function stop(s: EtcdServer): Promise<void> {
   servers.delete(s);
   await s.close();
-}
-
-const until = async (cond: () => boolean, ms: number): Promise<boolean> => {
-  const end = Date.now() + ms;
-  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
-  return cond();
-};
-
-async function leaderOf(ms: EtcdServer[]): Promise<EtcdServer> {
-  expect(await until(() => ms.filter((m) => m.isLeader).length === 1 && ms.every((m) => m.leader !== 0n && m.leader === ms.find((x) => x.isLeader)!.memberId), 10_000)).toBe(true);
-  return ms.find((m) => m.isLeader)!;
 }
 
 const value = (s: EtcdServer, key: string, serializable = false) =>

@@ -6,6 +6,7 @@ import { Errors } from '../../src/errors';
 import { hashKV } from '../../src/mvcc/hash';
 import { defaultConfig, type ServerConfig } from '../../src/server/config';
 import { EtcdServer } from '../../src/server/etcd-server';
+import { leaderOf, until } from '../helpers/inprocess';
 import { freePort } from '../helpers/servers';
 import { putReq, rangeReq } from '../helpers/stores';
 
@@ -65,17 +66,6 @@ async function start(sp: Spec): Promise<EtcdServer> {
 async function stop(s: EtcdServer): Promise<void> {
   servers.delete(s);
   await s.close();
-}
-
-const until = async (cond: () => boolean, ms: number): Promise<boolean> => {
-  const end = Date.now() + ms;
-  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
-  return cond();
-};
-
-async function leaderOf(ms: EtcdServer[]): Promise<EtcdServer> {
-  expect(await until(() => ms.filter((m) => m.isLeader).length === 1 && ms.every((m) => m.leader === ms.find((x) => x.isLeader)!.memberId), 10_000)).toBe(true);
-  return ms.find((m) => m.isLeader)!;
 }
 
 /** A one-member cluster with a peer listener, ready to grow. */
@@ -167,7 +157,7 @@ describe('member changes in one process', () => {
     const { s: m1, tok, initial } = await single();
     await put(m1, 'a', '1');
     const { s: l } = await grow(m1, initial, tok, 'l', { learner: true });
-    expect(await until(() => l.isLearner, 5000)).toBe(true);
+    expect(await until(() => l.isLearner, 10_000)).toBe(true);
     // A one-voter cluster with a learner: the voter alone is a quorum (the learner does not count).
     await put(m1, 'b', '2');
     await sameData([m1, l]);
@@ -176,9 +166,9 @@ describe('member changes in one process', () => {
     // Promoting a voter is refused at apply.
     await expect(m1.promoteMember(m1.memberId)).rejects.toBe(Errors.memberNotLearner);
     // In sync once the leader has heard that the learner holds (90% of) its log: etcd's clients retry.
-    const members = await retry(() => m1.promoteMember(l.memberId), (err) => err === Errors.learnerNotReady);
+    const members = await retry(() => m1.promoteMember(l.memberId), (err) => err === Errors.learnerNotReady, 15_000);
     expect(members.find((m) => m.id === l.memberId)!.isLearner).toBe(false);
-    expect(await until(() => !l.isLearner, 5000)).toBe(true);
+    expect(await until(() => !l.isLearner, 10_000)).toBe(true);
     // Two voters now: both needed for a write, and either may lead.
     await put(l, 'c', '3');
     await sameData([m1, l]);

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Message } from '../../../src/raft/core/types';
+import { MessageType, type Message } from '../../../src/raft/core/types';
 import { encodeHello, HELLO_BYTES, type ConnectionKind } from '../../../src/raft/transport/handshake';
 import { PeerTransport, type PeerTransportOptions } from '../../../src/raft/transport/peer-transport';
 
@@ -185,5 +185,22 @@ export async function rawServer(onSocket: (s: net.Socket) => void): Promise<{ ur
         for (const s of sockets) s.destroy();
         srv.close(() => r());
       }),
+  };
+}
+
+/** A MsgSnap from one member to another (the metadata of a snapshot at index). */
+export function msgSnap(from: bigint, to: bigint, index = 1000): Message {
+  return {
+    type: MessageType.MsgSnap,
+    to,
+    from,
+    term: 3,
+    logTerm: 0,
+    index: 0,
+    entries: [],
+    commit: 0,
+    reject: false,
+    rejectHint: 0,
+    snapshot: { metadata: { index, term: 3, confState: { voters: [1n, 2n, 3n], learners: [4n] } } },
   };
 }

@@ -2,11 +2,10 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MessageType, type Message } from '../../../src/raft/core/types';
 import { encodeFrame, FrameType } from '../../../src/raft/transport/framing';
 import { ConnectionKind, encodeReply, HandshakeRefused, HandshakeStatus } from '../../../src/raft/transport/handshake';
 import { MAX_MEMBERS_BYTES, queryMembers } from '../../../src/raft/transport/peer-transport';
-import { hasLog, hello, parseReply, rawExchange, rawServer, sleep, startNode, waitFor, type TestNode } from './harness';
+import { hasLog, hello, msgSnap, parseReply, rawExchange, rawServer, sleep, startNode, waitFor, type TestNode } from './harness';
 
 const open: TestNode[] = [];
 const cleanup: (() => Promise<void>)[] = [];
@@ -148,21 +147,6 @@ describe('members query (kind 4)', () => {
   });
 });
 
-function msgSnap(from: bigint, to: bigint): Message {
-  return {
-    type: MessageType.MsgSnap,
-    to,
-    from,
-    term: 3,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    reject: false,
-    rejectHint: 0,
-    snapshot: { metadata: { index: 10, term: 3, confState: { voters: [1n, 2n], learners: [] } } },
-  };
-}
 
 describe('removed member', () => {
   const refusals = (n: TestNode): number => n.logs.filter((l) => /refused the connection: member removed$/.test(l.msg)).length;

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MessageType, type Message } from '../../../src/raft/core/types';
+import { MessageType } from '../../../src/raft/core/types';
 import { ConnectionKind, HELLO_BYTES } from '../../../src/raft/transport/handshake';
-import { hasLog, hello, mesh, sleep, startNode, waitFor, waitForAsync, type TestNode } from './harness';
+import { hasLog, hello, mesh, msgSnap, sleep, startNode, waitFor, waitForAsync, type TestNode } from './harness';
 
 v8.setFlagsFromString('--expose-gc');
 const gcNow = vm.runInNewContext('gc') as () => void;
@@ -25,21 +25,6 @@ afterEach(async () => {
   for (const c of cleanup.splice(0)) await c();
 });
 
-function msgSnap(from: bigint, to: bigint, index = 1000): Message {
-  return {
-    type: MessageType.MsgSnap,
-    to,
-    from,
-    term: 3,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    reject: false,
-    rejectHint: 0,
-    snapshot: { metadata: { index, term: 3, confState: { voters: [1n, 2n, 3n], learners: [4n] } } },
-  };
-}
 
 /** A file of `mib` MiB, each MiB different (so reordered or repeated chunks change the hash). */
 async function makeFile(dir: string, mib: number): Promise<string> {
