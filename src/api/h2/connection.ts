@@ -62,6 +62,14 @@ export interface RequestHeaders {
   encoding: string;
   /** etcd's "hasleader" metadata (clientv3.WithRequireLeader): answer only while a leader is known. */
   requireLeader: boolean;
+  /** The grpc-timeout header as sent ('' when none): the call's deadline, parsed by the gRPC layer. */
+  timeout: string;
+}
+
+/** What a connection allows a client: limits and keepalive settings (etcd's transport flags). */
+export interface H2Options {
+  /** A gRPC message longer than this is refused (--max-request-bytes + gRPC's overhead). */
+  maxMessageBytes: number;
 }
 
 export interface StreamAcceptor {
@@ -327,13 +335,16 @@ export class H2Connection {
   private hType = '';
   private hEncoding = '';
   private hRequireLeader = false;
+  private hTimeout = '';
+  readonly maxMessageBytes: number;
 
   constructor(
     readonly socket: net.Socket,
     private readonly acceptor: StreamAcceptor,
-    readonly maxMessageBytes: number,
+    private readonly opts: H2Options,
     private readonly onClose: (c: H2Connection) => void,
   ) {
+    this.maxMessageBytes = opts.maxMessageBytes;
     socket.setNoDelay(true);
     // Our preface: SETTINGS (stream window), then the connection window opened wide.
     const settings = Buffer.allocUnsafe(6);
@@ -574,6 +585,7 @@ export class H2Connection {
   private onHeaderBlock(id: number, block: Buffer, endStream: boolean): void {
     this.hPath = this.hType = this.hEncoding = '';
     this.hRequireLeader = false;
+    this.hTimeout = '';
     try {
       this.decoder.decode(block, this.onHeader);
     } catch (err) {
@@ -594,7 +606,7 @@ export class H2Connection {
     if (this.goingAway) return this.rst(id, H2_REFUSED_STREAM);
     const s = new H2Stream(this, id);
     this.streams.set(id, s);
-    this.acceptor.onStream(s, { path: this.hPath, contentType: this.hType, encoding: this.hEncoding, requireLeader: this.hRequireLeader });
+    this.acceptor.onStream(s, { path: this.hPath, contentType: this.hType, encoding: this.hEncoding, requireLeader: this.hRequireLeader, timeout: this.hTimeout });
     if (endStream) s.halfClose();
   }
 
@@ -603,5 +615,6 @@ export class H2Connection {
     else if (name === 'content-type') this.hType = value;
     else if (name === 'grpc-encoding') this.hEncoding = value;
     else if (name === 'hasleader') this.hRequireLeader = value === 'true';
+    else if (name === 'grpc-timeout') this.hTimeout = value;
   };
 }

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type * as net from 'node:net';
 import * as zlib from 'node:zlib';
 import { GrpcCode } from '../../errors';
-import { H2Connection, STREAM_HIGH_WATER, type H2Stream, type RequestHeaders, type StreamAcceptor, type StreamListener } from './connection';
+import { H2Connection, STREAM_HIGH_WATER, type H2Options, type H2Stream, type RequestHeaders, type StreamAcceptor, type StreamListener } from './connection';
 import { indexedField, literalField } from './hpack';
 
 // gRPC over our HTTP/2 connections (connection.ts): the services' handlers are called as grpc-js calls
@@ -221,6 +221,8 @@ export class ServerCall extends EventEmitter implements StreamListener {
 export interface GrpcServerOptions {
   /** Messages longer than this are refused with RESOURCE_EXHAUSTED, in grpc-go's words. */
   maxReceiveMessageBytes: number;
+  /** The connections' limits and keepalive settings besides the message size. */
+  h2?: Omit<H2Options, 'maxMessageBytes'>;
   /** Counters per method, looked up once when a service is added. */
   seriesFor?: (def: MethodDefinition) => MethodSeries;
   /** Runs before a call's handler: a status to refuse the call with (etcd's interceptors), or undefined. */
@@ -255,7 +257,7 @@ export class GrpcServer implements StreamAcceptor {
       socket.destroy();
       return;
     }
-    const c = new H2Connection(socket, this, this.opts.maxReceiveMessageBytes, (done) => {
+    const c = new H2Connection(socket, this, { ...this.opts.h2, maxMessageBytes: this.opts.maxReceiveMessageBytes }, (done) => {
       this.conns.delete(done);
       if (this.conns.size === 0) this.onIdle?.();
     });
