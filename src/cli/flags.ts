@@ -105,6 +105,26 @@ export const FLAGS: FlagSpec[] = [
   },
   { name: 'pre-vote', etcd: true, bool: true, help: 'Enable to run an additional Raft election phase.', apply: (c, v) => (c.preVote = bool('pre-vote', v)) },
   { name: 'max-request-bytes', etcd: true, help: 'Maximum client request size in bytes the server will accept.', apply: (c, v) => (c.maxRequestBytes = int('max-request-bytes', v, 1)) },
+  {
+    // etcd's default is math.MaxUint32 (no limit); 0 here says the same.
+    name: 'max-concurrent-streams', etcd: true, help: 'Maximum concurrent streams that each client can open at a time.',
+    apply: (c, v) => {
+      const n = int('max-concurrent-streams', v, 0);
+      c.maxConcurrentStreams = n >= 0xffffffff ? 0 : n;
+    },
+  },
+  {
+    name: 'grpc-keepalive-min-time', etcd: true, help: 'Minimum interval duration that a client should wait before pinging server.',
+    apply: (c, v) => (c.grpcKeepaliveMinTimeMs = parseDuration('grpc-keepalive-min-time', v)),
+  },
+  {
+    name: 'grpc-keepalive-interval', etcd: true, help: 'Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).',
+    apply: (c, v) => (c.grpcKeepaliveIntervalMs = parseDuration('grpc-keepalive-interval', v)),
+  },
+  {
+    name: 'grpc-keepalive-timeout', etcd: true, help: 'Additional duration of wait before closing a non-responsive connection (0 to disable).',
+    apply: (c, v) => (c.grpcKeepaliveTimeoutMs = parseDuration('grpc-keepalive-timeout', v)),
+  },
   { name: 'max-txn-ops', etcd: true, help: 'Maximum number of operations permitted in a transaction.', apply: (c, v) => (c.maxTxnOps = int('max-txn-ops', v, 1)) },
   { name: 'quota-backend-bytes', etcd: true, help: 'Raise alarms when backend size exceeds the given quota. 0 means use the default quota (2 GiB).', apply: (c, v) => (c.quotaBackendBytes = int('quota-backend-bytes', v, -1)) },
   {

@@ -62,7 +62,15 @@ export async function main(argv: string[]): Promise<void> {
     // etcd's does (its client port waits for ReadyNotify): `member list` then shows it started.
     await Promise.race([server.published, new Promise((r) => setTimeout(r, 60_000).unref())]);
   }
-  const { server: grpcServer, listeners } = await startGrpc(server, cfg.listenClientUrls);
+  let served: Awaited<ReturnType<typeof startGrpc>>;
+  try {
+    served = await startGrpc(server, cfg.listenClientUrls);
+  } catch (err) {
+    log(`cannot start: cannot serve clients: ${(err as Error).message}`);
+    await server.close().catch(() => {});
+    process.exit(1);
+  }
+  const { server: grpcServer, listeners } = served;
   log(`plinth ${PLINTH_VERSION} serving ${cfg.listenClientUrls.map((u) => u.href).join(',')} (backend ${cfg.backend}, data-dir ${cfg.dataDir}, member ${server.memberId.toString(16)})`);
 
   let stopping = false;

@@ -41,6 +41,14 @@ export interface ServerConfig {
    */
   strictReconfigCheck: boolean;
   maxRequestBytes: number;
+  /** etcd's --max-concurrent-streams: streams one client connection may have open (0 = no limit, etcd's math.MaxUint32). */
+  maxConcurrentStreams: number;
+  /** etcd's --grpc-keepalive-min-time: a client pinging more often is told too_many_pings and cut off (ms). */
+  grpcKeepaliveMinTimeMs: number;
+  /** etcd's --grpc-keepalive-interval: the server pings a connection idle this long (ms; 0 = never). */
+  grpcKeepaliveIntervalMs: number;
+  /** etcd's --grpc-keepalive-timeout: a connection whose ping is not answered within this is closed (ms). */
+  grpcKeepaliveTimeoutMs: number;
   maxTxnOps: number;
   /** Backend size at which the NOSPACE alarm is raised; 0 = etcd's default 2 GiB, negative = no quota. */
   quotaBackendBytes: number;
@@ -98,6 +106,10 @@ export function defaultConfig(): ServerConfig {
     preVote: false,
     strictReconfigCheck: true,
     maxRequestBytes: 1.5 * 1024 * 1024,
+    maxConcurrentStreams: 0,
+    grpcKeepaliveMinTimeMs: 5_000,
+    grpcKeepaliveIntervalMs: 2 * 3_600_000,
+    grpcKeepaliveTimeoutMs: 20_000,
     maxTxnOps: 128,
     quotaBackendBytes: 0,
     backendBatchLimit: 10_000,

@@ -227,8 +227,18 @@ export class EtcdServer {
       plain(fields && Object.keys(fields).length ? `${msg} ${JSON.stringify(fields, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}` : msg);
     };
     let server: EtcdServer | undefined;
-    // One process per data dir, before anything in it is read or written.
-    const lock = await lockDataDir(cfg.dataDir);
+    // One process per data dir (and per --wal-dir when it is elsewhere), before anything is read or written.
+    let lock = await lockDataDir(cfg.dataDir);
+    if (cfg.walDir) {
+      try {
+        const walLock = await lockDataDir(cfg.walDir);
+        const dirLock = lock;
+        lock = { file: dirLock.file, release: async () => void (await Promise.all([walLock.release(), dirLock.release()])) };
+      } catch (err) {
+        await lock.release();
+        throw err;
+      }
+    }
     let m: Awaited<ReturnType<typeof openMember>>;
     try {
       m = await openMember(cfg, log, (err) => err && server?.raiseNoSpace());
@@ -286,8 +296,10 @@ export class EtcdServer {
       s.wal = m.wal;
       store.resumeCompaction();
       // Apply what the log holds beyond the backend, and make a single member leader, before serving.
+      // (The log's end is read before: becoming leader appends an entry of its own.)
+      const walEnd = m.storage.lastIndex();
       await s.driver.start();
-      if (m.storage.lastIndex() > m.consistentIndex) log('info', `replayed the WAL after index ${m.consistentIndex}`);
+      if (walEnd > m.consistentIndex) log('info', `replayed the WAL from index ${m.consistentIndex + 1} to ${walEnd}`);
       s.autoCompactor = newAutoCompactor(
         { rev: () => s.store.currentRev, compact: (rev) => s.compact(rev, false) },
         {
