@@ -26,13 +26,16 @@ const F_PRIORITY = 0x20;
 export const H2_NO_ERROR = 0;
 const H2_PROTOCOL_ERROR = 1;
 const H2_FLOW_CONTROL_ERROR = 3;
+const H2_STREAM_CLOSED = 5;
 const H2_FRAME_SIZE_ERROR = 6;
 const H2_REFUSED_STREAM = 7;
+const H2_CANCEL = 8;
 const H2_COMPRESSION_ERROR = 9;
+const H2_ENHANCE_YOUR_CALM = 0xb;
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 const DEFAULT_WINDOW = 65535;
-/** Our SETTINGS_INITIAL_WINDOW_SIZE: what a client may send on a stream before we open it further. */
+/** Our default SETTINGS_INITIAL_WINDOW_SIZE: what a client may send on a stream before we open it further. */
 const STREAM_WINDOW = 1 << 20;
 /** The connection's receive window, opened once at the start and topped up as data is read. */
 const CONN_WINDOW = 1 << 24;
@@ -40,11 +43,43 @@ const CONN_WINDOW = 1 << 24;
 const MAX_FRAME = 16384;
 /** Bytes a stream may hold unsent before write() says "wait for drain". */
 export const STREAM_HIGH_WATER = 64 * 1024;
+/**
+ * Bytes handed to the socket and not yet taken by the kernel (socket.writableLength) past which this
+ * connection stops reading until 'drain' (what grpc-go's controlbuf throttle does): a peer that sends but
+ * never reads cannot make its answers (PING/SETTINGS ACKs, responses) pile up here. DATA stops being
+ * sent too (the streams wait as for flow-control window), so responses cannot pile up either.
+ */
+const OUT_HIGH_WATER = 1 << 20;
+/**
+ * Control frames (ACKs, RST_STREAM, WINDOW_UPDATE) queued while the socket is congested, past which the
+ * connection is closed: x/net/http2's maxQueuedControlFrames. The read pause above keeps far below it;
+ * this is the backstop.
+ */
+const MAX_QUEUED_CONTROL = 10000;
+/**
+ * Frames handled per socket read before yielding to the event loop (setImmediate) with the socket
+ * paused: one connection's burst of small frames (20k HEADERS + RST_STREAM in a few reads) cannot hold
+ * the loop for long and starve the other connections. A 64 KB read of typical requests is ~300-600
+ * frames, so ordinary traffic is handled in one go.
+ */
+const FRAMES_PER_TURN = 1000;
+/**
+ * Client resets of streams still being served (rapid reset, CVE-2023-44487): a token bucket of this
+ * many, refilled at RESET_RATE per second (nghttp2's defaults for its rapid-reset mitigation); when it
+ * runs out the connection is closed with GOAWAY ENHANCE_YOUR_CALM.
+ */
+const RESET_BURST = 1000;
+const RESET_RATE = 33;
+/** grpc-go's maxPingStrikes: the client's pings beyond the enforcement policy tolerated before GOAWAY. */
+const MAX_PING_STRIKES = 2;
+/** With no stream open (and PermitWithoutStream false) any ping within this of the last one is a strike (grpc-go). */
+const PING_WITHOUT_STREAM_MS = 2 * 60 * 60 * 1000;
+const TOO_MANY_PINGS = Buffer.from('too_many_pings');
 
 /** What the gRPC layer gets from a stream. */
 export interface StreamListener {
-  /** A whole length-prefixed message (compressed: its flag byte was 1). */
-  onMessage(payload: Buffer, compressed: boolean): void;
+  /** A whole length-prefixed message and its flag byte (0 plain, 1 compressed; others are the listener's to refuse). */
+  onMessage(payload: Buffer, flag: number): void;
   /** The client closed its side (END_STREAM). */
   onHalfClose(): void;
   /** The client reset the stream or the connection went away. */
@@ -70,6 +105,35 @@ export interface RequestHeaders {
 export interface H2Options {
   /** A gRPC message longer than this is refused (--max-request-bytes + gRPC's overhead). */
   maxMessageBytes: number;
+  /**
+   * --max-concurrent-streams: announced as SETTINGS_MAX_CONCURRENT_STREAMS; a stream opened beyond it is
+   * refused with RST_STREAM REFUSED_STREAM (as grpc-go). Default 2^32-1 (etcd's): unlimited, not announced.
+   */
+  maxConcurrentStreams?: number;
+  /**
+   * SETTINGS_MAX_HEADER_LIST_SIZE, announced. A request whose decoded headers exceed it is refused with
+   * RST_STREAM FRAME_SIZE_ERROR (grpc-go); a header block whose encoded size passes twice the limit closes
+   * the connection with GOAWAY PROTOCOL_ERROR (x/net/http2 since CVE-2023-45288). Default 1 MiB: etcd's
+   * clients send well under 1 KB of headers (path, token, hasleader, timeout); grpc-go's 16 MiB would let
+   * every connection hold 32 MiB of CONTINUATION frames.
+   */
+  maxHeaderListBytes?: number;
+  /** --grpc-keepalive-min-time in ms: clients pinging more often earn strikes (default 5000). */
+  keepaliveMinTimeMs?: number;
+  /** The enforcement policy's PermitWithoutStream (etcd: false): pings with no stream open earn strikes. */
+  keepalivePermitWithoutStream?: boolean;
+  /** --grpc-keepalive-interval in ms: an idle connection is pinged after this (default 2 h; 0: default). */
+  keepaliveIntervalMs?: number;
+  /** --grpc-keepalive-timeout in ms: closed when the ping's answer (or anything) has not come by then (default 20 s). */
+  keepaliveTimeoutMs?: number;
+  /**
+   * Bytes a stream may hold unsent once it is past STREAM_HIGH_WATER (its writer was told to wait for
+   * 'drain'): a writer that goes on regardless gets its stream reset (RST_STREAM CANCEL, the call
+   * cancelled). One message is always taken whole, however large. Default 16 MiB.
+   */
+  maxStreamQueuedBytes?: number;
+  /** Our SETTINGS_INITIAL_WINDOW_SIZE (grpc-go's InitialWindowSize). Default 1 MiB. */
+  streamWindowBytes?: number;
 }
 
 export interface StreamAcceptor {
@@ -119,8 +183,9 @@ export class H2Stream {
       conn.push(frameHeader(headerBlock.length, T_HEADERS, F_END_HEADERS, this.id));
       conn.push(headerBlock);
     }
+    conn.sentSinceLastPing = true;
     const len = payload.length + 5;
-    if (this.pendingBytes === 0 && len <= this.sendWindow && len <= conn.sendWindow && len <= conn.peerMaxFrame) {
+    if (this.pendingBytes === 0 && len <= this.sendWindow && len <= conn.sendWindow && len <= conn.peerMaxFrame && !conn.congested) {
       // One DATA frame: its header and the gRPC prefix in one small buffer, the payload as it is.
       const h = Buffer.allocUnsafe(14);
       h.writeUIntBE(len, 0, 3);
@@ -135,6 +200,11 @@ export class H2Stream {
       conn.sendWindow -= len;
       return;
     }
+    if (this.pendingBytes >= STREAM_HIGH_WATER && this.pendingBytes + len > conn.maxStreamQueued) {
+      // The writer was told to wait (write() returned false) and went on: cut it off here.
+      this.abort(H2_CANCEL);
+      return;
+    }
     const prefix = Buffer.allocUnsafe(5);
     prefix[0] = 0;
     prefix.writeUInt32BE(payload.length, 1);
@@ -146,6 +216,7 @@ export class H2Stream {
   /** Ends the stream with a gRPC status: trailers after what is queued, or trailers only. */
   finish(headerBlock: Buffer, statusBlock: Buffer): void {
     if (this.localClosed || this.trailers) return;
+    this.conn.sentSinceLastPing = true;
     if (!this.headersSent) {
       this.headersSent = true;
       const block = Buffer.concat([headerBlock, statusBlock]);
@@ -168,7 +239,7 @@ export class H2Stream {
     const conn = this.conn;
     while (this.pendingBytes > 0) {
       const win = Math.min(this.sendWindow, conn.sendWindow);
-      if (win <= 0) {
+      if (win <= 0 || conn.congested) {
         conn.blocked.add(this);
         return;
       }
@@ -218,6 +289,23 @@ export class H2Stream {
     this.conn.forget(this);
   }
 
+  /** Our stream error: RST_STREAM with the code, and the call cancelled. */
+  abort(code: number): void {
+    if (this.localClosed) return;
+    this.conn.rst(this.id, code);
+    this.reset();
+  }
+
+  /** Resets the stream without an answer (RST_STREAM code); what the client sends on it after is dropped. */
+  refuse(code: number): void {
+    if (this.localClosed) return;
+    this.localClosed = this.remoteClosed = true;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.conn.rst(this.id, code);
+    this.conn.forget(this);
+  }
+
   /** The client reset the stream, or the connection is gone. */
   reset(): void {
     if (this.localClosed) return;
@@ -231,15 +319,18 @@ export class H2Stream {
 
   // --- receiving ---
 
-  /** DATA for this stream (padding removed); whole messages go to the listener. */
-  receive(data: Buffer, endStream: boolean): void {
-    if (data.length) {
-      this.recvUnacked += data.length;
-      if (!endStream && this.recvUnacked >= STREAM_WINDOW / 2) {
+  /** DATA for this stream (padding removed; size: the frame's, padding included); whole messages go to the listener. */
+  receive(data: Buffer, size: number, endStream: boolean): void {
+    if (size) {
+      // Flow control counts padding too; a peer sending past the window we gave it is cut off.
+      const window = this.conn.streamWindow;
+      if (this.recvUnacked + size > window) return this.abort(H2_FLOW_CONTROL_ERROR);
+      this.recvUnacked += size;
+      if (!endStream && this.recvUnacked >= window / 2) {
         this.conn.windowUpdate(this.id, this.recvUnacked);
         this.recvUnacked = 0;
       }
-      this.feed(data);
+      if (data.length) this.feed(data);
     }
     if (endStream) this.halfClose();
   }
@@ -300,9 +391,9 @@ export class H2Stream {
         return undefined;
       }
       if (buf.length - off - 5 < len) break;
-      const compressed = buf[off] !== 0;
+      const flag = buf[off];
       // A copy: the message must not keep the socket's read buffer alive.
-      this.listener?.onMessage(Buffer.from(buf.subarray(off + 5, off + 5 + len)), compressed);
+      this.listener?.onMessage(Buffer.from(buf.subarray(off + 5, off + 5 + len)), flag);
       off += 5 + len;
     }
     return off === buf.length || this.localClosed ? undefined : buf.subarray(off);
@@ -315,21 +406,41 @@ export class H2Connection {
   sendWindow = DEFAULT_WINDOW;
   peerInitialWindow = DEFAULT_WINDOW;
   peerMaxFrame = 16384;
+  /** The socket holds more than OUT_HIGH_WATER unsent: no reading, no DATA until 'drain'. */
+  congested = false;
+  /** HEADERS or DATA sent since the client's last PING (grpc-go's resetPingStrikes). */
+  sentSinceLastPing = false;
   private lastStreamId = 0;
   private readonly decoder = new HpackDecoder();
   private prefaceSeen = false;
+  /** The client's preface is followed by its SETTINGS (RFC 9113 §3.4). */
+  private settingsSeen = false;
   private leftover: Buffer | undefined;
   private recvUnacked = 0;
   // A header block continued in CONTINUATION frames.
   private blockStream = 0;
   private blockEnd = false;
   private blockParts: Buffer[] = [];
+  private blockBytes = 0;
+  private blockFrames = 0;
   // Output of this turn of the event loop.
   private out: Buffer[] = [];
   private outBytes = 0;
   private flushScheduled = false;
   private goingAway = false;
   private closed = false;
+  // Why reading is paused: congestion (1) and/or a yield after FRAMES_PER_TURN frames (2).
+  private pauses = 0;
+  private controlQueued = 0;
+  private resetTokens = RESET_BURST;
+  private resetRefilledAt = 0;
+  // Keepalive enforcement (grpc-go's): the client's pings.
+  private pingStrikes = 0;
+  private lastPingAt = -Infinity;
+  // Keepalive (grpc-go's ServerParameters Time/Timeout): one timer per connection, re-armed with refresh().
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private readActivity = false;
+  private keepalivePingSent = false;
   // Headers of the request being decoded.
   private hPath = '';
   private hType = '';
@@ -337,6 +448,15 @@ export class H2Connection {
   private hRequireLeader = false;
   private hTimeout = '';
   readonly maxMessageBytes: number;
+  readonly maxStreamQueued: number;
+  readonly streamWindow: number;
+  private readonly maxStreams: number;
+  private readonly maxHeaderList: number;
+  private readonly maxBlockFrames: number;
+  private readonly pingMinTime: number;
+  private readonly pingWithoutStream: boolean;
+  private readonly keepaliveInterval: number;
+  private readonly keepaliveTimeout: number;
 
   constructor(
     readonly socket: net.Socket,
@@ -345,25 +465,47 @@ export class H2Connection {
     private readonly onClose: (c: H2Connection) => void,
   ) {
     this.maxMessageBytes = opts.maxMessageBytes;
+    this.maxStreamQueued = opts.maxStreamQueuedBytes ?? 16 * 1024 * 1024;
+    this.streamWindow = opts.streamWindowBytes ?? STREAM_WINDOW;
+    this.maxStreams = opts.maxConcurrentStreams ?? 0xffffffff;
+    this.maxHeaderList = opts.maxHeaderListBytes ?? 1024 * 1024;
+    // A legitimate sender fills its frames; twice the limit in frames of 1 KB on average is generous.
+    this.maxBlockFrames = Math.max(64, Math.ceil((2 * this.maxHeaderList) / 1024));
+    this.pingMinTime = opts.keepaliveMinTimeMs ?? 5000;
+    this.pingWithoutStream = opts.keepalivePermitWithoutStream ?? false;
+    this.keepaliveInterval = opts.keepaliveIntervalMs || 2 * 60 * 60 * 1000;
+    this.keepaliveTimeout = opts.keepaliveTimeoutMs || 20_000;
     socket.setNoDelay(true);
-    // Our preface: SETTINGS (stream window), then the connection window opened wide.
-    const settings = Buffer.allocUnsafe(6);
+    // Our preface: SETTINGS (stream window, header list size, stream limit), then the connection window opened wide.
+    const settings = Buffer.allocUnsafe(this.maxStreams < 0xffffffff ? 18 : 12);
     settings.writeUInt16BE(0x4, 0);
-    settings.writeUInt32BE(STREAM_WINDOW, 2);
+    settings.writeUInt32BE(this.streamWindow, 2);
+    settings.writeUInt16BE(0x6, 6);
+    settings.writeUInt32BE(this.maxHeaderList, 8);
+    if (settings.length > 12) {
+      settings.writeUInt16BE(0x3, 12);
+      settings.writeUInt32BE(this.maxStreams, 14);
+    }
     this.frame(T_SETTINGS, 0, 0, settings);
     const wu = Buffer.allocUnsafe(4);
     wu.writeUInt32BE(CONN_WINDOW - DEFAULT_WINDOW, 0);
     this.frame(T_WINDOW_UPDATE, 0, 0, wu);
     socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('drain', () => this.onDrain());
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.onSocketClose());
+    this.armKeepalive(this.keepaliveInterval);
   }
 
   /** Queues bytes for this turn's socket write. */
   push(b: Buffer): void {
     if (this.closed) return;
     this.out.push(b);
-    this.outBytes += b.length;
+    // A turn's output past the bound (a writer with wide-open windows): DATA waits for the next turns.
+    if ((this.outBytes += b.length) > OUT_HIGH_WATER && !this.congested) {
+      this.congested = true;
+      this.pauseReading(1);
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
@@ -377,10 +519,56 @@ export class H2Connection {
     this.out = [];
     this.outBytes = 0;
     this.socket.write(data);
+    if (this.socket.writableLength > OUT_HIGH_WATER) {
+      // The peer is not taking what we send: stop reading it (no more ACKs to queue) and stop sending DATA
+      // until 'drain'.
+      if (!this.congested) {
+        this.congested = true;
+        this.pauseReading(1);
+      }
+    } else {
+      this.controlQueued = 0;
+      // Congested by this turn's output alone, which the socket took: go on.
+      if (this.congested) this.onDrain();
+    }
     if (this.goingAway && this.streams.size === 0) this.socket.end();
   }
 
+  private onDrain(): void {
+    if (!this.congested || this.closed) return;
+    this.congested = false;
+    this.controlQueued = 0;
+    this.resumeReading(1);
+    const waiting = [...this.blocked];
+    this.blocked.clear();
+    for (const s of waiting) s.pump();
+  }
+
+  /**
+   * Stops reading the connection for a reason (a bit: 1 congestion and 2 yielding are this file's, others
+   * the gRPC layer's); reading resumes when every reason is gone.
+   */
+  pauseReading(reason: number): void {
+    if (this.pauses === 0) this.socket.pause();
+    this.pauses |= reason;
+  }
+
+  resumeReading(reason: number): void {
+    if (!(this.pauses & reason)) return;
+    this.pauses &= ~reason;
+    if (this.pauses !== 0) return;
+    // Frames read before the pause and not handled yet go first.
+    if (this.leftover) this.onData(Buffer.alloc(0));
+    if (this.pauses === 0 && !this.closed) this.socket.resume();
+  }
+
   private frame(type: number, flags: number, id: number, payload: Buffer): void {
+    if (++this.controlQueued > MAX_QUEUED_CONTROL && this.congested) {
+      // x/net/http2: "too many control frames in send queue, closing connection".
+      this.closed = true;
+      this.socket.destroy();
+      return;
+    }
     this.push(frameHeader(payload.length, type, flags, id));
     if (payload.length) this.push(payload);
   }
@@ -415,31 +603,69 @@ export class H2Connection {
     this.socket.destroy();
   }
 
-  private sendGoAway(code: number): void {
-    const p = Buffer.allocUnsafe(8);
+  private sendGoAway(code: number, debug?: Buffer): void {
+    const p = Buffer.allocUnsafe(8 + (debug ? debug.length : 0));
     p.writeUInt32BE(this.lastStreamId, 0);
     p.writeUInt32BE(code, 4);
+    if (debug) debug.copy(p, 8);
     this.frame(T_GOAWAY, 0, 0, p);
   }
 
   /** A connection error: GOAWAY with the code, then the socket is closed. */
-  private fail(code: number): void {
+  private fail(code: number, debug?: Buffer): void {
     if (this.closed) return;
-    this.sendGoAway(code);
+    this.sendGoAway(code, debug);
     this.flush();
     this.closed = true;
+    this.leftover = undefined;
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1000).unref();
   }
 
   private onSocketClose(): void {
     this.closed = true;
+    this.leftover = undefined;
+    clearTimeout(this.keepaliveTimer);
     for (const s of [...this.streams.values()]) s.reset();
     this.onClose(this);
   }
 
+  /** (Re)starts the keepalive timer for a new period; the same period again is timer.refresh(). */
+  private armKeepalive(ms: number): void {
+    clearTimeout(this.keepaliveTimer);
+    this.keepaliveTimer = setTimeout(this.onKeepalive, ms);
+    this.keepaliveTimer.unref();
+  }
+
+  /**
+   * grpc-go's keepalive: every interval, a connection that read nothing since the last look is pinged;
+   * one that then reads nothing (the PING ACK included) within the timeout is closed.
+   */
+  private readonly onKeepalive = (): void => {
+    if (this.closed) return;
+    if (this.readActivity) {
+      this.readActivity = false;
+      if (this.keepalivePingSent) {
+        this.keepalivePingSent = false;
+        this.armKeepalive(this.keepaliveInterval);
+      } else {
+        this.keepaliveTimer!.refresh();
+      }
+      return;
+    }
+    if (this.keepalivePingSent) {
+      this.closed = true;
+      this.socket.destroy();
+      return;
+    }
+    this.keepalivePingSent = true;
+    this.frame(T_PING, 0, 0, Buffer.alloc(8));
+    this.armKeepalive(this.keepaliveTimeout);
+  };
+
   private onData(chunk: Buffer): void {
-    let buf = this.leftover ? Buffer.concat([this.leftover, chunk]) : chunk;
+    this.readActivity = true;
+    let buf = this.leftover ? (chunk.length ? Buffer.concat([this.leftover, chunk]) : this.leftover) : chunk;
     this.leftover = undefined;
     let off = 0;
     if (!this.prefaceSeen) {
@@ -451,10 +677,17 @@ export class H2Connection {
       this.prefaceSeen = true;
       off = PREFACE.length;
     }
-    while (buf.length - off >= 9 && !this.closed) {
+    let frames = 0;
+    while (buf.length - off >= 9 && !this.closed && this.pauses === 0) {
       const len = buf.readUIntBE(off, 3);
       if (len > MAX_FRAME) return this.fail(H2_FRAME_SIZE_ERROR);
       if (buf.length - off - 9 < len) break;
+      if (++frames > FRAMES_PER_TURN) {
+        // Let the other connections in before the rest of this read.
+        this.pauseReading(2);
+        setImmediate(() => this.resumeReading(2));
+        break;
+      }
       const type = buf[off + 3];
       const flags = buf[off + 4];
       const id = buf.readUInt32BE(off + 5) & 0x7fffffff;
@@ -466,6 +699,10 @@ export class H2Connection {
 
   private onFrame(type: number, flags: number, id: number, p: Buffer): void {
     if (this.blockStream !== 0 && type !== T_CONTINUATION) return this.fail(H2_PROTOCOL_ERROR);
+    if (!this.settingsSeen) {
+      if (type !== T_SETTINGS || flags & F_ACK) return this.fail(H2_PROTOCOL_ERROR);
+      this.settingsSeen = true;
+    }
     switch (type) {
       case T_DATA:
         return this.onDataFrame(flags, id, p);
@@ -473,6 +710,9 @@ export class H2Connection {
         return this.onHeadersFrame(flags, id, p);
       case T_CONTINUATION:
         if (id === 0 || id !== this.blockStream) return this.fail(H2_PROTOCOL_ERROR);
+        this.blockBytes += p.length;
+        // x/net/http2 (CVE-2023-45288): a block far past the header list limit is not buffered to the end.
+        if (this.blockBytes > 2 * this.maxHeaderList || ++this.blockFrames > this.maxBlockFrames) return this.fail(H2_PROTOCOL_ERROR);
         this.blockParts.push(p);
         if (flags & F_END_HEADERS) {
           const block = Buffer.concat(this.blockParts);
@@ -481,13 +721,21 @@ export class H2Connection {
           this.onHeaderBlock(id, block, this.blockEnd);
         }
         return;
-      case T_RST_STREAM:
-        if (id === 0 || p.length !== 4) return this.fail(H2_PROTOCOL_ERROR);
-        this.streams.get(id)?.reset();
+      case T_RST_STREAM: {
+        if (id === 0) return this.fail(H2_PROTOCOL_ERROR);
+        if (p.length !== 4) return this.fail(H2_FRAME_SIZE_ERROR);
+        const s = this.streams.get(id);
+        if (!s) {
+          if (id > this.lastStreamId) return this.fail(H2_PROTOCOL_ERROR); // an idle stream (§6.4)
+          return;
+        }
+        if (!s.localClosed && !this.takeResetToken()) return this.fail(H2_ENHANCE_YOUR_CALM);
+        s.reset();
         return;
+      }
       case T_SETTINGS:
         if (id !== 0) return this.fail(H2_PROTOCOL_ERROR);
-        if (flags & F_ACK) return;
+        if (flags & F_ACK) return p.length === 0 ? undefined : this.fail(H2_FRAME_SIZE_ERROR);
         if (p.length % 6 !== 0) return this.fail(H2_FRAME_SIZE_ERROR);
         for (let i = 0; i < p.length; i += 6) this.setting(p.readUInt16BE(i), p.readUInt32BE(i + 2));
         if (this.closed) return;
@@ -496,29 +744,45 @@ export class H2Connection {
       case T_PING:
         if (id !== 0) return this.fail(H2_PROTOCOL_ERROR);
         if (p.length !== 8) return this.fail(H2_FRAME_SIZE_ERROR);
-        if (!(flags & F_ACK)) this.frame(T_PING, F_ACK, 0, Buffer.from(p));
+        if (!(flags & F_ACK)) this.onPing(p);
         return;
       case T_WINDOW_UPDATE: {
         if (p.length !== 4) return this.fail(H2_FRAME_SIZE_ERROR);
         const inc = p.readUInt32BE(0) & 0x7fffffff;
         if (id === 0) {
+          // RFC 9113 §6.9: an increment of 0 is a PROTOCOL_ERROR, a connection error on stream 0.
+          if (inc === 0) return this.fail(H2_PROTOCOL_ERROR);
           this.sendWindow += inc;
           if (this.sendWindow > 0x7fffffff) return this.fail(H2_FLOW_CONTROL_ERROR);
+          if (this.congested) return; // 'drain' pumps them
           const waiting = [...this.blocked];
           this.blocked.clear();
           for (const s of waiting) s.pump();
         } else {
           const s = this.streams.get(id);
-          if (s) {
-            s.sendWindow += inc;
-            s.pump();
+          if (!s) {
+            if (id > this.lastStreamId) return this.fail(H2_PROTOCOL_ERROR); // an idle stream
+            return;
           }
+          // ... and a stream error on a stream; as is a window above 2^31-1 (§6.9.1).
+          if (inc === 0) return s.abort(H2_PROTOCOL_ERROR);
+          s.sendWindow += inc;
+          if (s.sendWindow > 0x7fffffff) return s.abort(H2_FLOW_CONTROL_ERROR);
+          s.pump();
         }
         return;
       }
       case T_GOAWAY:
+        // The client's goodbye: its streams end as they will.
+        return id === 0 ? undefined : this.fail(H2_PROTOCOL_ERROR);
       case T_PRIORITY:
-        return; // the client's goodbye: its streams end as they will; priorities are advisory
+        // Advisory, and ignored; only its form is checked (§6.3).
+        if (id === 0) return this.fail(H2_PROTOCOL_ERROR);
+        if (p.length !== 5) {
+          const s = this.streams.get(id);
+          return s ? s.abort(H2_FRAME_SIZE_ERROR) : this.rst(id, H2_FRAME_SIZE_ERROR);
+        }
+        return;
       case T_PUSH_PROMISE:
         return this.fail(H2_PROTOCOL_ERROR);
       default:
@@ -526,13 +790,45 @@ export class H2Connection {
     }
   }
 
+  /** The rapid-reset token bucket: false once the client has reset too many live streams too fast. */
+  private takeResetToken(): boolean {
+    const now = Date.now();
+    this.resetTokens = Math.min(RESET_BURST, this.resetTokens + ((now - this.resetRefilledAt) * RESET_RATE) / 1000);
+    this.resetRefilledAt = now;
+    if (this.resetTokens < 1) return false;
+    this.resetTokens--;
+    return true;
+  }
+
+  /** A PING from the client: answered, and held to grpc-go's keepalive enforcement policy. */
+  private onPing(p: Buffer): void {
+    this.frame(T_PING, F_ACK, 0, Buffer.from(p));
+    const now = Date.now();
+    const last = this.lastPingAt;
+    this.lastPingAt = now;
+    if (this.sentSinceLastPing) {
+      // We sent headers or data since its last ping: the client has reason to check the connection.
+      this.sentSinceLastPing = false;
+      this.pingStrikes = 0;
+      return;
+    }
+    const minGap = this.streams.size === 0 && !this.pingWithoutStream ? PING_WITHOUT_STREAM_MS : this.pingMinTime;
+    if (now - last < minGap && ++this.pingStrikes > MAX_PING_STRIKES) this.fail(H2_ENHANCE_YOUR_CALM, TOO_MANY_PINGS);
+  }
+
   private setting(key: number, value: number): void {
     if (key === 0x4) {
       if (value > 0x7fffffff) return this.fail(H2_FLOW_CONTROL_ERROR);
       const delta = value - this.peerInitialWindow;
       this.peerInitialWindow = value;
-      for (const s of this.streams.values()) s.sendWindow += delta;
+      for (const s of this.streams.values()) {
+        s.sendWindow += delta;
+        // RFC 9113 §6.9.2: a change that takes a window above 2^31-1 is a connection error.
+        if (s.sendWindow > 0x7fffffff) return this.fail(H2_FLOW_CONTROL_ERROR);
+      }
       if (delta > 0) for (const s of [...this.streams.values()]) s.pump();
+    } else if (key === 0x2) {
+      if (value > 1) return this.fail(H2_PROTOCOL_ERROR);
     } else if (key === 0x5) {
       if (value < 16384 || value > 16777215) return this.fail(H2_PROTOCOL_ERROR);
       this.peerMaxFrame = value;
@@ -543,7 +839,9 @@ export class H2Connection {
 
   private onDataFrame(flags: number, id: number, p: Buffer): void {
     if (id === 0) return this.fail(H2_PROTOCOL_ERROR);
-    // Every DATA byte counts against the connection window, whatever became of its stream.
+    // Every DATA byte counts against the connection window, whatever became of its stream; more than the
+    // window we opened is a connection error.
+    if (this.recvUnacked + p.length > CONN_WINDOW) return this.fail(H2_FLOW_CONTROL_ERROR);
     this.recvUnacked += p.length;
     if (this.recvUnacked >= CONN_WINDOW / 2) {
       this.windowUpdate(0, this.recvUnacked);
@@ -559,8 +857,9 @@ export class H2Connection {
       if (id > this.lastStreamId) return this.fail(H2_PROTOCOL_ERROR);
       return; // a stream we closed: its late data is dropped
     }
-    if (s.remoteClosed) return;
-    s.receive(data, (flags & F_END_STREAM) !== 0);
+    // DATA after the client's END_STREAM (half-closed remote, §5.1): as x/net/http2, RST_STREAM STREAM_CLOSED.
+    if (s.remoteClosed) return s.abort(H2_STREAM_CLOSED);
+    s.receive(data, p.length, (flags & F_END_STREAM) !== 0);
   }
 
   private onHeadersFrame(flags: number, id: number, p: Buffer): void {
@@ -580,14 +879,17 @@ export class H2Connection {
     this.blockStream = id;
     this.blockEnd = endStream;
     this.blockParts = [Buffer.from(block)];
+    this.blockBytes = block.length;
+    this.blockFrames = 0;
   }
 
   private onHeaderBlock(id: number, block: Buffer, endStream: boolean): void {
     this.hPath = this.hType = this.hEncoding = '';
     this.hRequireLeader = false;
     this.hTimeout = '';
+    let fits: boolean;
     try {
-      this.decoder.decode(block, this.onHeader);
+      fits = this.decoder.decode(block, this.onHeader, this.maxHeaderList);
     } catch (err) {
       if (err instanceof HpackError) return this.fail(H2_COMPRESSION_ERROR);
       throw err;
@@ -595,6 +897,7 @@ export class H2Connection {
     const existing = this.streams.get(id);
     if (existing) {
       // Trailers from the client: only the end of its side matters.
+      if (!fits) return existing.abort(H2_FRAME_SIZE_ERROR);
       if (endStream) existing.halfClose();
       return;
     }
@@ -604,6 +907,10 @@ export class H2Connection {
     }
     this.lastStreamId = id;
     if (this.goingAway) return this.rst(id, H2_REFUSED_STREAM);
+    // grpc-go: headers over the announced limit are refused on their stream (RST_STREAM FRAME_SIZE_ERROR).
+    if (!fits) return this.rst(id, H2_FRAME_SIZE_ERROR);
+    // grpc-go refuses streams beyond SETTINGS_MAX_CONCURRENT_STREAMS with REFUSED_STREAM (safe to retry).
+    if (this.streams.size >= this.maxStreams) return this.rst(id, H2_REFUSED_STREAM);
     const s = new H2Stream(this, id);
     this.streams.set(id, s);
     this.acceptor.onStream(s, { path: this.hPath, contentType: this.hType, encoding: this.hEncoding, requireLeader: this.hRequireLeader, timeout: this.hTimeout });

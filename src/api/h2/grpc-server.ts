@@ -67,10 +67,130 @@ function statusOf(err: unknown): Status {
   return { code, details };
 }
 
+/** grpc-timeout's units (gRPC over HTTP/2: "Timeout → TimeoutValue TimeoutUnit"), in milliseconds. */
+const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
+/** setTimeout's longest delay: a deadline further away than this (24.8 days) is treated as none. */
+const MAX_TIMER_MS = 0x7fffffff;
+
+/**
+ * A grpc-timeout value in milliseconds, NaN when malformed: as grpc-go's decodeTimeout, up to 8 digits
+ * (strconv.ParseInt's optional sign included) and one unit. Zero or negative means already expired.
+ */
+export function parseGrpcTimeout(v: string): number {
+  if (v.length < 2 || v.length > 9) return NaN;
+  const unit = TIMEOUT_UNIT_MS[v[v.length - 1]];
+  if (unit === undefined || !/^[+-]?[0-9]+$/.test(v.slice(0, -1))) return NaN;
+  return Number(v.slice(0, -1)) * unit;
+}
+
+/** grpc-go's ContentSubtype check: "application/grpc", or it followed by '+' or ';' and anything. */
+function isGrpcContentType(ct: string): boolean {
+  if (ct === 'application/grpc') return true;
+  return ct.startsWith('application/grpc') && (ct[16] === '+' || ct[16] === ';');
+}
+
+const H2_PROTOCOL_ERROR = 1;
+
+/**
+ * Refuses a stream with RST_STREAM PROTOCOL_ERROR and no answer: grpc-go's (1.33, etcd 3.4's) answer to
+ * request headers it cannot take as gRPC (a content-type that is not gRPC's, a malformed grpc-timeout).
+ */
+function refuseStream(stream: H2Stream): void {
+  stream.refuse(H2_PROTOCOL_ERROR);
+}
+
+function unexpectedFormat(flag: number): Status {
+  return { code: GrpcCode.INTERNAL, details: `grpc: received unexpected payload format ${flag}` };
+}
+
+/** Our reason for pausing a connection's reads (connection.ts uses 1 and 2 for its own). */
+const READ_PAUSE_INFLATING = 4;
+
+/**
+ * Bytes of a connection's messages waiting behind inflations (their wire size) past which it stops
+ * reading. A fixed amount, not the message limit: with --max-request-bytes large, that would let a client
+ * queue that much per connection. One message past it is still taken whole (it has been read already).
+ */
+const INFLATE_BACKLOG = 4 * 1024 * 1024;
+
+/** Output chunks of an inflation: fewer trips through zlib's threadpool than its 16 KB default. */
+const INFLATE_CHUNK = 64 * 1024;
+
+/**
+ * Compressed messages of one connection are inflated one at a time, off the event loop (zlib's
+ * threadpool): the memory a connection holds in inflation is one message's (bounded by the message limit).
+ * Messages waiting behind an inflation (compressed or not: a stream's messages are delivered in order)
+ * are counted; past INFLATE_BACKLOG the connection stops reading until half of them have gone through, so
+ * that a client cannot pile up work faster than it is done (HTTP/2 flow control does not stop it:
+ * connection.ts opens the windows as data arrives, not as it is consumed).
+ */
+class InflateGate {
+  private busy = false;
+  private readonly waiting: ServerCall[] = [];
+  private queuedBytes = 0;
+  private paused = false;
+
+  constructor(private readonly conn: H2Connection) {}
+
+  hold(n: number): void {
+    this.queuedBytes += n;
+    if (!this.paused && this.queuedBytes > INFLATE_BACKLOG) {
+      this.paused = true;
+      // connection.ts's read pause, with a reason bit of our own: it composes with the connection's own
+      // pauses (congestion, yielding), which a bare socket.pause()/resume() here would undo.
+      this.conn.pauseReading(READ_PAUSE_INFLATING);
+    }
+  }
+
+  release(n: number): void {
+    this.queuedBytes -= n;
+    if (this.paused && this.queuedBytes <= INFLATE_BACKLOG / 2) {
+      this.paused = false;
+      this.conn.resumeReading(READ_PAUSE_INFLATING);
+    }
+  }
+
+  /** The call's next message needs inflating: now if the connection has no inflation under way, else in turn. */
+  request(call: ServerCall): void {
+    if (this.busy) this.waiting.push(call);
+    else {
+      this.busy = true;
+      call.inflateHead(this);
+    }
+  }
+
+  /** An inflation ended: the next waiting call's turn. */
+  done(): void {
+    const next = this.waiting.shift();
+    if (next) next.inflateHead(this);
+    else this.busy = false;
+  }
+}
+
+const gates = new WeakMap<H2Connection, InflateGate>();
+
+function gateOf(conn: H2Connection): InflateGate {
+  let g = gates.get(conn);
+  if (!g) gates.set(conn, (g = new InflateGate(conn)));
+  return g;
+}
+
+/** A message waiting on its stream behind an inflation. */
+interface Queued {
+  payload: Buffer;
+  compressed: boolean;
+  /** The message's flag byte (0 or 1; anything else is refused in its turn). */
+  flag: number;
+}
+
+function onDeadline(call: ServerCall): void {
+  call.expire();
+}
+
 /**
  * One call. Emits 'data' (client/bidi streams), 'end' (the client closed its side), 'cancelled' (the
- * client went away), 'drain', 'close' (the call is over); emitting 'error' with a status ends the call
- * with it, as on grpc-js's server streams.
+ * client went away, or the call's deadline passed), 'drain', 'close' (the call is over); emitting 'error'
+ * with a status ends the call with it, as on grpc-js's server streams.
  */
 export class ServerCall extends EventEmitter implements StreamListener {
   request: any = undefined;
@@ -82,6 +202,17 @@ export class ServerCall extends EventEmitter implements StreamListener {
   private finished = false;
   private wantDrain = false;
   private received = false;
+  /** The grpc-timeout timer (calls without one have none). */
+  private deadline: NodeJS.Timeout | undefined;
+  /**
+   * Messages not yet delivered because one before them is being inflated (undefined when none: then
+   * uncompressed messages go straight through, as on the hot path).
+   */
+  private queue: Queued[] | undefined;
+  private queueBytes = 0;
+  /** The client's half-close, held until the queued messages have been delivered. */
+  private halfClosePending = false;
+  private gate: InflateGate | undefined;
 
   constructor(
     private readonly stream: H2Stream,
@@ -124,6 +255,7 @@ export class ServerCall extends EventEmitter implements StreamListener {
   sendStatus(st: Status): void {
     if (this.finished) return;
     this.finished = true;
+    this.over();
     if (this.method.series) (this.method.series.handled[st.code] ?? this.method.series.handled[GrpcCode.UNKNOWN]).v++;
     this.stream.finish(RESPONSE_HEADERS, statusBlock(st.code, st.details));
     this.emit('close');
@@ -136,27 +268,138 @@ export class ServerCall extends EventEmitter implements StreamListener {
     this.end(); // the trailers follow the message, whatever the window
   };
 
+  /** Arms the grpc-timeout deadline: false when it has already passed (the call is answered then). */
+  setDeadline(ms: number): boolean {
+    // Under a millisecond is gone before a timer could fire (grpc-go answers "10n" at once too).
+    if (ms < 1) {
+      this.sendStatus({ code: GrpcCode.DEADLINE_EXCEEDED, details: 'context deadline exceeded' });
+      return false;
+    }
+    if (ms <= MAX_TIMER_MS) this.deadline = setTimeout(onDeadline, ms, this).unref();
+    return true;
+  }
+
+  /**
+   * The deadline passed: DEADLINE_EXCEEDED in grpc-go's words (etcd's stream handlers answer with that,
+   * or with UNKNOWN and the same words, as a race in them goes), then the handler sees the call cancelled
+   * as when the client goes away, so that watches and keepalive streams are let go.
+   */
+  expire(): void {
+    this.deadline = undefined;
+    if (this.finished) return;
+    this.sendStatus({ code: GrpcCode.DEADLINE_EXCEEDED, details: 'context deadline exceeded' });
+    this.cancelled = true;
+    this.emit('cancelled');
+    if (this.wantDrain) this.emit('drain'); // writers waiting for drain look at cancelled
+  }
+
+  /** The call is over: its timer and its undelivered messages go. */
+  private over(): void {
+    if (this.deadline) {
+      clearTimeout(this.deadline);
+      this.deadline = undefined;
+    }
+    if (this.queue) {
+      this.queue = undefined;
+      this.gate!.release(this.queueBytes);
+      this.queueBytes = 0;
+    }
+  }
+
   // --- StreamListener ---
 
-  onMessage(payload: Buffer, compressed: boolean): void {
+  onMessage(payload: Buffer, flag: number): void {
     if (this.finished) return;
-    let msg = payload;
-    if (compressed) {
-      const enc = this.encoding;
-      // The limit applies after decompression too (as grpc-go's): a small gzip bomb stops at it.
-      const maxOutputLength = this.stream.conn.maxMessageBytes;
-      try {
-        if (enc === 'gzip') msg = zlib.gunzipSync(payload, { maxOutputLength });
-        else if (enc === 'deflate') msg = zlib.inflateSync(payload, { maxOutputLength });
-        else if (enc === '' || enc === 'identity') return this.sendStatus({ code: GrpcCode.INTERNAL, details: 'grpc: compressed flag set with identity or empty encoding' });
-        else return this.sendStatus({ code: GrpcCode.UNIMPLEMENTED, details: `grpc: Decompressor is not installed for grpc-encoding "${enc}"` });
-      } catch (err) {
-        if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
-          return this.sendStatus({ code: GrpcCode.RESOURCE_EXHAUSTED, details: `grpc: received message after decompression larger than max (${maxOutputLength})` });
-        }
-        return this.sendStatus({ code: GrpcCode.INTERNAL, details: `grpc: failed to decompress the received message: ${(err as Error).message}` });
-      }
+    // Straight through unless the message must be inflated or waits behind one that is.
+    if (flag === 0 && this.queue === undefined) return this.deliver(payload);
+    const compressed = flag !== 0;
+    // grpc-go's checkRecvPayload: the flag is 0 or 1, whatever the encoding.
+    if (flag > 1 && this.queue === undefined) return this.sendStatus(unexpectedFormat(flag));
+    this.gate ??= gateOf(this.stream.conn);
+    this.gate.hold(payload.length);
+    this.queueBytes += payload.length;
+    if (this.queue) {
+      this.queue.push({ payload, compressed, flag });
+      return;
     }
+    this.queue = [{ payload, compressed, flag }];
+    this.pump();
+  }
+
+  /** Delivers the queued messages in order, up to the next one to inflate (which is then asked for). */
+  private pump(): void {
+    const q = this.queue!;
+    while (q.length > 0 && !this.finished) {
+      const head = q[0];
+      if (head.flag > 1) return this.sendStatus(unexpectedFormat(head.flag));
+      if (head.compressed) {
+        const refused = this.checkCompressed(head.payload);
+        if (refused) return this.sendStatus(refused);
+        this.gate!.request(this);
+        return;
+      }
+      q.shift();
+      this.unqueue(head.payload.length);
+      this.deliver(head.payload);
+    }
+    if (this.finished) return;
+    this.queue = undefined;
+    if (this.halfClosePending) {
+      this.halfClosePending = false;
+      this.onHalfClose();
+    }
+  }
+
+  private unqueue(n: number): void {
+    this.queueBytes -= n;
+    this.gate!.release(n);
+  }
+
+  /** What grpc-go refuses before inflating: no decompressor for the encoding, or a size already too large. */
+  private checkCompressed(payload: Buffer): Status | undefined {
+    const enc = this.encoding;
+    if (enc === 'gzip') {
+      // As grpc-go's gzip DecompressedSize: the size the gzip trailer (ISIZE) announces, refused unread.
+      const max = this.stream.conn.maxMessageBytes;
+      const size = payload.length >= 4 ? payload.readUInt32LE(payload.length - 4) : 0;
+      if (size > max) return tooLargeInflated(size, max);
+      return undefined;
+    }
+    if (enc === 'deflate') return undefined;
+    if (enc === '' || enc === 'identity') return { code: GrpcCode.INTERNAL, details: 'grpc: compressed flag set with identity or empty encoding' };
+    return { code: GrpcCode.UNIMPLEMENTED, details: `grpc: Decompressor is not installed for grpc-encoding "${enc}"` };
+  }
+
+  /** The connection's turn for this call's head message: inflate it (bounded by the message limit). */
+  inflateHead(gate: InflateGate): void {
+    const head = this.queue?.[0];
+    if (this.finished || !head) return gate.done(); // cancelled or ended while waiting its turn
+    // The limit applies after decompression too (as grpc-go's): a bomb stops at it, inflated that far only.
+    const max = this.stream.conn.maxMessageBytes;
+    const opts = { maxOutputLength: max, chunkSize: INFLATE_CHUNK };
+    const done = (err: Error | null, msg: Buffer): void => {
+      gate.done();
+      if (this.finished) return; // cancelled, ended or past its deadline meanwhile: nothing is delivered
+      this.queue!.shift();
+      this.unqueue(head.payload.length);
+      if (err) {
+        if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return this.sendStatus(tooLargeInflated(max + 1, max));
+        return this.sendStatus({ code: GrpcCode.INTERNAL, details: `grpc: failed to decompress the received message: ${err.message}` });
+      }
+      try {
+        this.deliver(msg);
+        this.pump();
+      } catch (e) {
+        // Not under the socket's 'data' handler here: a throwing handler ends its call, not the process.
+        this.sendStatus(statusOf(e));
+      }
+    };
+    if (this.encoding === 'gzip') zlib.gunzip(head.payload, opts, done);
+    else zlib.inflate(head.payload, opts, done);
+  }
+
+  /** A whole (inflated) message: to the handler, or kept as the unary request. */
+  private deliver(msg: Buffer): void {
     let req: unknown;
     try {
       req = this.method.def.requestDeserialize(msg);
@@ -175,6 +418,11 @@ export class ServerCall extends EventEmitter implements StreamListener {
 
   onHalfClose(): void {
     if (this.finished) return;
+    if (this.queue) {
+      // After the messages still being inflated: a unary call starts once its request is ready.
+      this.halfClosePending = true;
+      return;
+    }
     if (this.method.def.requestStream) {
       this.emit('end');
       return;
@@ -187,6 +435,7 @@ export class ServerCall extends EventEmitter implements StreamListener {
     this.cancelled = true;
     if (!this.finished) {
       this.finished = true;
+      this.over();
       if (this.method.series) this.method.series.handled[GrpcCode.CANCELLED].v++;
     }
     this.emit('cancelled');
@@ -216,6 +465,11 @@ export class ServerCall extends EventEmitter implements StreamListener {
       this.sendStatus(statusOf(err));
     }
   }
+}
+
+/** grpc-go's words for a message that inflates past the limit (size: what it got to, or what gzip announced). */
+function tooLargeInflated(size: number, max: number): Status {
+  return { code: GrpcCode.RESOURCE_EXHAUSTED, details: `grpc: received message after decompression larger than max (${size} vs. ${max})` };
 }
 
 export interface GrpcServerOptions {
@@ -266,6 +520,13 @@ export class GrpcServer implements StreamAcceptor {
   }
 
   onStream(stream: H2Stream, headers: RequestHeaders): void {
+    // As grpc-go's transport, before the method is looked at: a request that is not gRPC is refused.
+    if (!isGrpcContentType(headers.contentType)) return refuseStream(stream);
+    let timeoutMs = 0;
+    if (headers.timeout !== '') {
+      timeoutMs = parseGrpcTimeout(headers.timeout);
+      if (Number.isNaN(timeoutMs)) return refuseStream(stream);
+    }
     const method = this.methods.get(headers.path);
     if (!method?.handler) {
       const slash = headers.path.lastIndexOf('/');
@@ -281,6 +542,7 @@ export class GrpcServer implements StreamAcceptor {
     call.requireLeader = headers.requireLeader;
     call.admit = this.opts.admit;
     stream.listener = call;
+    if (headers.timeout !== '' && !call.setDeadline(timeoutMs)) return;
     if (method.def.requestStream) call.start();
   }
 

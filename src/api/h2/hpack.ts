@@ -81,22 +81,34 @@ export class HpackDecoder {
     this.tableSize = maxTableSize;
   }
 
-  /** Calls onHeader for each field of the block, in order. Throws HpackError on a malformed block. */
-  decode(block: Buffer, onHeader: (name: string, value: string) => void): void {
+  /**
+   * Calls onHeader for each field of the block, in order. Throws HpackError on a malformed block.
+   * maxListSize: SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 §6.5.2: names, values and 32 bytes per field). A
+   * 1-byte index can name a 4 KB table entry, so a small block can expand a thousandfold: past the limit
+   * no more fields are emitted (nor literals decoded), but the block is still walked to the end, as the
+   * dynamic table must stay in step with the peer's encoder. Returns false when the list was cut short
+   * (as x/net/http2's MetaHeadersFrame.Truncated).
+   */
+  decode(block: Buffer, onHeader: (name: string, value: string) => void, maxListSize = Infinity): boolean {
     this.pos = 0;
     const end = block.length;
+    let room = maxListSize;
+    let fields = false; // a field seen in this block
     while (this.pos < end) {
       const b = block[this.pos];
+      if ((b & 0xe0) !== 0x20) fields = true;
       if (b & 0x80) {
         const [name, value] = this.entry(this.integer(block, 7));
-        onHeader(name, value);
+        if ((room -= name.length + value.length + 32) >= 0) onHeader(name, value);
       } else if (b & 0x40) {
         const idx = this.integer(block, 6);
         const name = idx === 0 ? this.string(block) : this.entry(idx)[0];
         const value = this.string(block);
         this.add(name, value);
-        onHeader(name, value);
+        if ((room -= name.length + value.length + 32) >= 0) onHeader(name, value);
       } else if (b & 0x20) {
+        // RFC 7541 §4.2: only at the start of a block, before any field.
+        if (fields) throw new HpackError('hpack: dynamic table size update after a header field');
         const size = this.integer(block, 5);
         if (size > this.maxTableSize) throw new HpackError('hpack: table size update above the limit');
         this.tableSize = size;
@@ -104,10 +116,19 @@ export class HpackDecoder {
       } else {
         // Literal without indexing (0000) or never indexed (0001): same layout, 4-bit prefix.
         const idx = this.integer(block, 4);
+        if (room < 0) {
+          // Over the limit already: nothing of this field is kept, so nothing of it is decoded.
+          if (idx === 0) this.skipString(block);
+          else this.entry(idx);
+          this.skipString(block);
+          continue;
+        }
         const name = idx === 0 ? this.string(block) : this.entry(idx)[0];
-        onHeader(name, this.string(block));
+        const value = this.string(block);
+        if ((room -= name.length + value.length + 32) >= 0) onHeader(name, value);
       }
     }
+    return room >= 0;
   }
 
   private entry(idx: number): readonly [string, string] {
@@ -146,6 +167,13 @@ export class HpackDecoder {
       if (!(b & 0x80)) return v;
       if (m > 28) throw new HpackError('hpack: integer too large');
     }
+  }
+
+  private skipString(buf: Buffer): void {
+    if (this.pos >= buf.length) throw new HpackError('hpack: truncated string');
+    const len = this.integer(buf, 7);
+    if (this.pos + len > buf.length) throw new HpackError('hpack: truncated string');
+    this.pos += len;
   }
 
   private string(buf: Buffer): string {
