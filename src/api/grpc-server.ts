@@ -29,6 +29,16 @@ export async function startGrpc(
   const leaderWatch = new RequireLeaderStreams(s);
   const server = new GrpcServer({
     maxReceiveMessageBytes: maxRecv,
+    // etcd's transport flags, as etcd hands them to grpc-go: a zero min time leaves grpc-go's default
+    // enforcement policy (5 minutes); a zero interval or timeout leaves its default keepalive (2 h, 20 s);
+    // grpc-go raises an interval under 1 s to 1 s.
+    h2: {
+      maxConcurrentStreams: s.cfg.maxConcurrentStreams || undefined,
+      keepaliveMinTimeMs: s.cfg.grpcKeepaliveMinTimeMs > 0 ? s.cfg.grpcKeepaliveMinTimeMs : 5 * 60_000,
+      ...(s.cfg.grpcKeepaliveIntervalMs > 0 && s.cfg.grpcKeepaliveTimeoutMs > 0
+        ? { keepaliveIntervalMs: Math.max(1000, s.cfg.grpcKeepaliveIntervalMs), keepaliveTimeoutMs: s.cfg.grpcKeepaliveTimeoutMs }
+        : {}),
+    },
     seriesFor: grpcMethodSeries,
     // etcd's interceptors: a client that requires a leader (clientv3.WithRequireLeader) is refused
     // while there is none, and its streams end once there has been none for a while.
@@ -52,7 +62,8 @@ export async function startGrpc(
   // Watch responses are encoded by hand (watch-service.ts): its serializer passes the bytes through.
   const watchDef = serviceDefinition('etcdserverpb', 'Watch', maxRecv) as Defs;
   watchDef.Watch = { ...watchDef.Watch, responseSerialize: (b: Buffer) => b };
-  server.addService(watchDef, guard(watchService(s)));
+  // Its streams end as etcd's when the server stops, instead of holding a graceful stop up.
+  server.addService(watchDef, guard(watchService(s, (fn) => server.onShutdown(fn))));
   add('etcdserverpb', 'Lease', leaseService(s));
   // Auth is issue #15: Authenticate and AuthDisable answer as etcd with auth disabled (auth-service.ts).
   add('etcdserverpb', 'Auth', authService(s));

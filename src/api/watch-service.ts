@@ -8,18 +8,47 @@ import { INVALID, type Invalid } from './proto';
 
 /** Responses a stream may hold unsent before its watchers are set aside as slow (etcd: chanBufLen). */
 const MAX_QUEUED = 1024;
+/**
+ * Bytes a stream may hold unsent before its watchers are set aside as slow. A count alone does not
+ * bound memory (1024 responses of 100 KB events are 100 MB per stream), so the queue is bounded in
+ * bytes too. 2 MiB is a full fragment at the defaults (--max-request-bytes plus 512 KiB), and many
+ * responses of ordinary size: a client that reads always has the next ones ready, while 20 streams
+ * that never read hold 40 MiB (etcd 3.4 grows by about 100 MB under that load). Past it the hub holds
+ * the events back (etcd's victims) and sends them from history once the client has read the queue:
+ * nothing is lost or reordered. The check is made before a batch is taken, so a stream may exceed it
+ * by one batch (at most one catch-up round: the hub's maxRevsPerResponse revisions, as etcd's
+ * watchBatchMaxRevs).
+ */
+const MAX_QUEUED_BYTES = 2 * 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
 /** clientv3.InvalidWatchID: the id of responses that belong to no watcher. */
 const INVALID_WATCH_ID = -1n;
 
 /**
+ * What a watch stream ends with when the server stops: etcd's gRPC server closes its transports under
+ * the streams, which grpc-go clients (and etcd's gateway) report as UNAVAILABLE "transport is closing".
+ */
+const TRANSPORT_CLOSING = { code: 14, details: 'transport is closing' };
+
+/**
  * etcdserverpb.Watch: one session per stream, many watchers per session, as etcd's serverWatchStream.
  * Responses are encoded here by hand (the service's serializer passes the bytes through).
+ * onShutdown registers what runs when the server starts stopping (GrpcServer.onShutdown): the streams
+ * then end as etcd's do, and a graceful stop does not wait for clients that would watch forever.
  */
-export function watchService(s: EtcdServer): grpc.UntypedServiceImplementation {
+export function watchService(s: EtcdServer, onShutdown?: (fn: () => void) => void): grpc.UntypedServiceImplementation {
   const headers = new HeaderCache(s);
+  const sessions = new Set<WatchSession>();
+  let stopping = false;
+  onShutdown?.(() => {
+    stopping = true;
+    for (const session of [...sessions]) session.end(TRANSPORT_CLOSING);
+  });
   return {
     Watch(call: grpc.ServerDuplexStream<any, Buffer>) {
-      new WatchSession(s, call, headers);
+      if (stopping) return void call.emit('error', TRANSPORT_CLOSING);
+      const session = new WatchSession(s, call, headers, () => sessions.delete(session));
+      sessions.add(session);
     },
   };
 }
@@ -50,6 +79,8 @@ class WatchSession implements WatchSink {
   private nextId = 0n;
   private queue: Buffer[] = [];
   private head = 0;
+  /** Bytes of the responses in queue not yet handed to the call. */
+  private queuedBytes = 0;
   private blocked = false;
   private hasVictims = false;
   private closed = false;
@@ -59,6 +90,7 @@ class WatchSession implements WatchSink {
     private readonly s: EtcdServer,
     private readonly call: grpc.ServerDuplexStream<any, Buffer>,
     private readonly headers: HeaderCache,
+    private readonly onClose: () => void,
   ) {
     call.on('data', (req) => this.onRequest(req));
     // The client closing its side ends nothing, as with etcd (events keep coming until the call is
@@ -125,7 +157,7 @@ class WatchSession implements WatchSink {
   /** WatchSink: the hub's events for one of our watchers. */
   send(b: WatchBatch): boolean {
     if (this.closed) return true;
-    if (this.queue.length - this.head >= MAX_QUEUED) {
+    if (this.queue.length - this.head >= MAX_QUEUED || this.queuedBytes >= MAX_QUEUED_BYTES) {
       this.hasVictims = true;
       return false;
     }
@@ -192,12 +224,15 @@ class WatchSession implements WatchSink {
   private push(buf: Buffer): void {
     if (this.closed) return;
     this.queue.push(buf);
+    this.queuedBytes += buf.length;
     this.flush();
   }
 
   private flush(): void {
     while (!this.blocked && !this.closed && this.head < this.queue.length) {
-      const buf = this.queue[this.head++];
+      const buf = this.queue[this.head];
+      this.queue[this.head++] = EMPTY; // the call holds it now: the queue must not keep it alive too
+      this.queuedBytes -= buf.length;
       if (!this.call.write(buf)) {
         this.blocked = true;
         this.call.once('drain', () => {
@@ -226,13 +261,21 @@ class WatchSession implements WatchSink {
     }
   }
 
+  /** Ends the stream with a status (the responses queued are dropped, as a closed transport drops them). */
+  end(status: { code: number; details: string }): void {
+    this.close();
+    this.call.emit('error', status);
+  }
+
   private close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.onClose();
     clearInterval(this.progressTimer);
     for (const w of this.watchers.values()) this.s.cancelWatch(w);
     this.watchers.clear();
     this.queue = [];
     this.head = 0;
+    this.queuedBytes = 0;
   }
 }

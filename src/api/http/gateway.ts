@@ -71,6 +71,12 @@ function errorBody(code: number, message: string): string {
 
 const identity = (b: Buffer) => b;
 
+/**
+ * What etcd's gateway answers for calls under way when etcd stops: its loopback gRPC connection closes
+ * under them, and grpc-go reports UNAVAILABLE "transport is closing" (503, or the error chunk of a stream).
+ */
+const TRANSPORT_CLOSING = { code: grpc.status.UNAVAILABLE, details: 'transport is closing' };
+
 export interface GatewayOptions {
   /** host:port of this member's gRPC server. */
   target: string;
@@ -85,6 +91,8 @@ export interface GatewayOptions {
 export class Gateway {
   private client: grpc.Client | undefined;
   private readonly calls = new Set<{ cancel(): void }>();
+  /** close() was called: the calls it cancels answer as etcd's do when it stops. */
+  private closing = false;
 
   constructor(private readonly opts: GatewayOptions) {}
 
@@ -98,6 +106,7 @@ export class Gateway {
 
   /** Cancels the calls under way and closes the loopback connection. */
   close(): void {
+    this.closing = true;
     for (const call of this.calls) call.cancel();
     this.calls.clear();
     this.client?.close();
@@ -137,8 +146,14 @@ export class Gateway {
       let over = false;
       req.on('data', (d: Buffer) => {
         size += d.length;
-        if (size > this.opts.maxBodyBytes) over = true;
-        if (!over) chunks.push(d);
+        if (over) return;
+        if (size > this.opts.maxBodyBytes) {
+          // The rest is read and dropped (the connection stays usable); nothing of it is kept.
+          over = true;
+          chunks.length = 0;
+          return;
+        }
+        chunks.push(d);
       });
       req.on('end', () => resolve(over ? null : Buffer.concat(chunks).toString('utf8')));
       req.on('error', () => resolve(null));
@@ -146,9 +161,11 @@ export class Gateway {
   }
 
   private tooLarge(res: ServerResponse): void {
-    // A body this large makes a message beyond the gRPC limit: answer as the gRPC server would.
+    // A body this large makes a message beyond the gRPC limit: answer as etcd's gateway relays the gRPC
+    // server's refusal (429, its trailer). etcd names the message's size, unknown here without reading
+    // and decoding the whole body: the limit stands for it.
     this.sendError(res, grpc.status.RESOURCE_EXHAUSTED,
-      `grpc: received message larger than max (${this.opts.maxBodyBytes} vs. ${this.opts.maxRecvBytes})`, false);
+      `grpc: received message larger than max (${this.opts.maxBodyBytes} vs. ${this.opts.maxRecvBytes})`, true);
   }
 
   private jsonError(res: ServerResponse, err: unknown): void {
@@ -186,7 +203,10 @@ export class Gateway {
 
   private unary(route: Route, bytes: Buffer, req: IncomingMessage, res: ServerResponse): void {
     const call = this.grpcClient().makeUnaryRequest(route.path, identity, identity, bytes, this.metadata(req), {}, (err, reply) => {
-      if (err) return this.sendError(res, err.code, err.details, true);
+      if (err) {
+        const st = this.closing ? TRANSPORT_CLOSING : err;
+        return this.sendError(res, st.code, st.details, true);
+      }
       let body: string;
       try {
         body = messageJson(route.responseType, route.responseType.decode(reply!));
@@ -283,6 +303,7 @@ export class Gateway {
   private pipeResponses(route: Route, call: grpc.ClientReadableStream<Buffer> | grpc.ClientDuplexStream<Buffer, Buffer>, res: ServerResponse): void {
     this.track(call);
     let ended = false;
+    let paused = false;
     const start = () => {
       if (this.headerWritten.has(res) || res.headersSent) return;
       this.headerWritten.add(res);
@@ -299,13 +320,27 @@ export class Gateway {
         call.cancel();
         return this.streamError(res, grpc.status.INTERNAL, (e as Error).message);
       }
-      res.write(`{"result":${json}}\n`);
+      // A client that does not read holds the call back (grpc-js stops reading, HTTP/2 flow control
+      // stops the server's sends, whose watch queue is bounded): its answers do not pile up here.
+      if (!res.write(`{"result":${json}}\n`) && !paused) {
+        paused = true;
+        call.pause();
+        res.once('drain', () => {
+          paused = false;
+          call.resume();
+        });
+      }
     });
     call.on('error', (err: grpc.ServiceError) => {
       if (ended || this.dropped.has(call)) return;
       ended = true;
       if (err.code === grpc.status.CANCELLED && res.destroyed) return;
-      this.streamError(res, err.code, err.details);
+      if (!this.closing) return this.streamError(res, err.code, err.details);
+      // Stopping: the answer ends, then its connection (etcd's closes it), so that the stop need not
+      // wait for an idle keep-alive connection.
+      const sock = res.socket;
+      this.streamError(res, TRANSPORT_CLOSING.code, TRANSPORT_CLOSING.details);
+      sock?.end();
     });
     call.on('end', () => {
       if (ended) return;

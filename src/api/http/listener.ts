@@ -79,7 +79,13 @@ export function httpHandler(s: EtcdServer, gateway: Gateway): http.RequestListen
  */
 export async function serveClientUrls(s: EtcdServer, grpcServer: GrpcServer, urls: URL[]): Promise<ClientListeners> {
   const maxRecvBytes = s.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES;
-  const gatewayOpts = { target: '', maxRecvBytes, maxBodyBytes: Math.max(4 * maxRecvBytes, 16 * 1024 * 1024), log: s.log };
+  // The gateway's bodies are bounded in bytes (etcd's gateway reads any body whole; its gRPC server then
+  // refuses the message). A message at the gRPC limit is 4/3 of it in JSON with its bytes in base64;
+  // twice the limit leaves room for field names, escapes and spacing, and 1 MiB more for requests of
+  // many small fields (a txn of small ops is a few times its protobuf size in JSON, but small). Beyond
+  // it the message would be refused anyway: the body is not kept, and the answer is the gRPC refusal.
+  const maxBodyBytes = 2 * maxRecvBytes + 1024 * 1024;
+  const gatewayOpts = { target: '', maxRecvBytes, maxBodyBytes, log: s.log };
   const gateway = new Gateway(gatewayOpts);
   registerServerMetrics(s);
   const httpServer = http.createServer({ requestTimeout: 0, keepAliveTimeout: 30_000 }, httpHandler(s, gateway));
