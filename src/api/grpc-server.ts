@@ -12,6 +12,7 @@ import { decodePutRequest } from '../wire/put-codec';
 import { GrpcServer, type MethodDefinition, type ServerCall } from './h2/grpc-server';
 import { Errors } from '../errors';
 import { grpcMethodSeries } from './http/grpc-metrics';
+import type { BoundListener } from '../net/bound-listener';
 import { serveClientUrls, type ClientListeners } from './http/listener';
 import { guard, serviceDefinition } from './proto';
 import { watchService } from './watch-service';
@@ -21,7 +22,8 @@ type Defs = Record<string, MethodDefinition>;
 /** The gRPC front of a server: etcd's services on the given listen URLs (plain http only for now). */
 export async function startGrpc(
   s: EtcdServer,
-  urls: URL[],
+  /** The client URLs, or their listeners bound already (bindClientListeners). */
+  urls: URL[] | BoundListener[],
 ): Promise<{ server: GrpcServer; ports: number[]; listeners: ClientListeners }> {
   // As etcd: messages beyond the request limit plus overhead are refused with gRPC's words; between the
   // two, etcd's own "request is too large".

@@ -83,6 +83,9 @@ class WatchSession implements WatchSink {
   private queuedBytes = 0;
   private blocked = false;
   private hasVictims = false;
+  private lastProgress: { header: Buffer; bytes: Buffer } | undefined;
+  /** The client's requests are held back by flow control while the answers pile up unread. */
+  private requestsHeld = false;
   private closed = false;
   private readonly progressTimer: NodeJS.Timeout;
 
@@ -116,7 +119,7 @@ class WatchSession implements WatchSink {
       case 'cancelRequest':
         return this.cancel(BigInt(req.cancelRequest.watchId ?? 0));
       case 'progressRequest':
-        return this.enqueue({ header: this.s.header(), watchId: INVALID_WATCH_ID });
+        return this.push(this.progressAnswer());
     }
   }
 
@@ -217,6 +220,16 @@ class WatchSession implements WatchSink {
     }
   }
 
+  /**
+   * The answer to a progress request, encoded once per header: a client that sends them faster than it
+   * reads holds references to one buffer, not a buffer each.
+   */
+  private progressAnswer(): Buffer {
+    const header = this.headers.get(this.s.currentRevision());
+    if (this.lastProgress?.header !== header) this.lastProgress = { header, bytes: encodeWatchResponse({ watchId: INVALID_WATCH_ID }, header) };
+    return this.lastProgress.bytes;
+  }
+
   private enqueue(r: WatchResponseFields): void {
     this.push(encodeWatchResponse(r));
   }
@@ -226,6 +239,17 @@ class WatchSession implements WatchSink {
     this.queue.push(buf);
     this.queuedBytes += buf.length;
     this.flush();
+    // Answers to its own requests (created, canceled, progress) are never dropped: a client that sends
+    // them and does not read is held back by flow control instead, as etcd's recvLoop stops receiving
+    // once its control channel is full. It can send one stream window more (1 MiB of requests).
+    if (!this.requestsHeld && (this.queue.length - this.head >= MAX_QUEUED || this.queuedBytes >= MAX_QUEUED_BYTES)) {
+      this.requestsHeld = true;
+      this.holdRequests(true);
+    }
+  }
+
+  private holdRequests(hold: boolean): void {
+    (this.call as unknown as { holdRequests?: (hold: boolean) => void }).holdRequests?.(hold);
   }
 
   private flush(): void {
@@ -244,6 +268,10 @@ class WatchSession implements WatchSink {
     if (this.head === this.queue.length) {
       this.queue = [];
       this.head = 0;
+      if (this.requestsHeld) {
+        this.requestsHeld = false;
+        this.holdRequests(false);
+      }
       if (this.hasVictims && !this.blocked) {
         // Drained: the watchers set aside catch up from history now.
         this.hasVictims = false;

@@ -157,6 +157,9 @@ export const FLAGS: FlagSpec[] = [
     apply: (c, v) => (c.leaseCheckpointIntervalMs = parseDuration('experimental-lease-checkpoint-interval', v)),
   },
   { name: 'experimental-warning-apply-duration', etcd: true, help: 'Time duration after which a warning is generated if a request takes more time (default 100ms).', apply: (c, v) => (c.warningApplyDurationMs = parseDuration('experimental-warning-apply-duration', v)) },
+  { name: 'auth-token', etcd: true, help: "Specify auth token specific options. (default 'simple')", apply: (c, v) => (c.authToken = v) },
+  { name: 'bcrypt-cost', etcd: true, help: 'Specify bcrypt algorithm cost factor for auth password hashing. (default 10)', apply: (c, v) => (c.bcryptCost = int('bcrypt-cost', v, 0)) },
+  { name: 'auth-token-ttl', etcd: true, help: 'The lifetime in seconds of the auth token. (default 300)', apply: (c, v) => (c.authTokenTtlS = int('auth-token-ttl', v, 0)) },
   { name: 'unsafe-no-fsync', etcd: true, bool: true, help: 'Disables fsync, unsafe, will cause data loss.', apply: (c, v) => (c.unsafeNoFsync = bool('unsafe-no-fsync', v)) },
   {
     name: 'log-level', etcd: true, help: 'Configures log level. Only supports debug, info, warn, error.',

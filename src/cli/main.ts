@@ -1,8 +1,9 @@
 import { startGrpc } from '../api/grpc-server';
+import { bindClientListeners } from '../api/http/listener';
+import { bindListeners, type BoundListener } from '../net/bound-listener';
 import { ETCD_COMPAT_VERSION } from '../server/config';
 import { EtcdServer } from '../server/etcd-server';
 import { restoreSnapshot } from '../server/snapshot';
-import * as net from 'node:net';
 import { join } from 'node:path';
 import { initRestoredMember } from '../server/bootstrap';
 import { ENGINE_KINDS, openBackend, type EngineKind } from '../storage';
@@ -33,13 +34,21 @@ export async function main(argv: string[]): Promise<void> {
   }
   const cfg = cmd.config;
   const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
-  // Ports first: a busy one is reported before anything is written to the data dir.
-  const busy = await firstBusyPort([
-    ...cfg.listenClientUrls.map((u) => ({ url: u, what: 'clients' })),
-    ...(cfg.listenPeerUrls ?? []).map((u) => ({ url: u, what: 'peers' })),
-  ]);
-  if (busy) {
-    log(`cannot start: ${busy}`);
+  // Listeners first, as etcd's: a busy port is reported before anything is read from or written to the
+  // data dir, and no other process can take a port while the WAL is replayed. Connections that arrive
+  // meanwhile wait (bounded: bound-listener.ts).
+  let clientListeners: BoundListener[];
+  let peerListeners: BoundListener[] = [];
+  try {
+    clientListeners = await bindClientListeners(cfg.listenClientUrls);
+    try {
+      if (cfg.listenPeerUrls) peerListeners = await bindListeners(cfg.listenPeerUrls, 'peers', 2380, { noDelay: true });
+    } catch (err) {
+      await Promise.all(clientListeners.map((l) => l.close()));
+      throw err;
+    }
+  } catch (err) {
+    log(`cannot start: ${(err as Error).message}`);
     process.exit(1);
   }
   let server: EtcdServer;
@@ -52,6 +61,7 @@ export async function main(argv: string[]): Promise<void> {
       onFatal: () => process.exit(1),
       // Removed from the cluster: stop as after SIGTERM, with status 0 (as etcd exits).
       onRemoved: () => void (stopServing ? stopServing('removal from the cluster') : process.exit(0)),
+      peerListeners,
     });
   } catch (err) {
     log(`cannot start: ${(err as Error).message}`);
@@ -64,7 +74,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   let served: Awaited<ReturnType<typeof startGrpc>>;
   try {
-    served = await startGrpc(server, cfg.listenClientUrls);
+    served = await startGrpc(server, clientListeners);
   } catch (err) {
     log(`cannot start: cannot serve clients: ${(err as Error).message}`);
     await server.close().catch(() => {});
@@ -89,22 +99,6 @@ export async function main(argv: string[]): Promise<void> {
   stopServing = stop;
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
-}
-
-/** The first listen URL whose port is taken (bound and released at once), as a message; undefined if none. */
-async function firstBusyPort(urls: { url: URL; what: string }[]): Promise<string | undefined> {
-  for (const { url, what } of urls) {
-    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
-    if (port === 0) continue;
-    const host = url.hostname.replace(/^\[|\]$/g, '');
-    const why = await new Promise<string | undefined>((resolve) => {
-      const srv = net.createServer();
-      srv.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EADDRINUSE' ? 'address already in use' : err.code === 'EADDRNOTAVAIL' ? 'address not available on this host' : err.code === 'EACCES' ? 'permission denied' : err.message));
-      srv.listen({ host, port }, () => srv.close(() => resolve(undefined)));
-    });
-    if (why) return `cannot listen for ${what} on ${url.href}: ${why}`;
-  }
-  return undefined;
 }
 
 const SNAPSHOT_USAGE = `Usage: plinth snapshot restore FILE --data-dir DIR [--backend lmdb|leveldb|bolt] [--skip-hash-check]

@@ -2,8 +2,9 @@ import { Errors } from '../errors';
 import { isReadOnly, type KV } from '../mvcc/kv';
 import type { DeleteRangeResponse, PutResponse, TxnResponse } from '../mvcc/types';
 import { AlarmType, type Alarm, type AlarmStore } from './alarms';
-import type { InternalRequest } from './internal-request';
+import type { AuthRequest, InternalRequest } from './internal-request';
 import type { Lessor } from '../lease/lessor';
+import type { AuthStore } from '../auth';
 
 export const AlarmAction = { GET: 0, ACTIVATE: 1, DEACTIVATE: 2 } as const;
 
@@ -14,7 +15,11 @@ export type ApplyResult =
   | { revision: number; compacted: Promise<void> }
   | { alarms: Alarm[] }
   | { leaseId: bigint; ttl: number }
-  | { revision: number };
+  | { revision: number }
+  /** An auth request's response fields (no header: the API layer adds it). */
+  | { auth: Record<string, unknown> }
+  /** Authenticate: the token, once signed (its state changes happened in the apply). */
+  | { authenticated: Promise<{ token: string }> };
 
 /**
  * Applies committed requests to the state machine (mvcc, alarms), in log order. Deterministic: the
@@ -22,10 +27,11 @@ export type ApplyResult =
  * Errors it throws are the request's answer (etcd's apply errors); the entry stays applied.
  */
 export class Applier {
-  constructor(private readonly kv: KV, private readonly alarms: AlarmStore, private readonly lessor: Lessor) {}
+  constructor(private readonly kv: KV, private readonly alarms: AlarmStore, private readonly lessor: Lessor, private readonly authStore: AuthStore) {}
 
   /** Member attributes are the server's (membership), not the state machine's. */
-  apply(r: Exclude<InternalRequest, { memberAttributes: unknown }>): ApplyResult {
+  /** index: the entry's log index (a simple token ends with it). */
+  apply(r: Exclude<InternalRequest, { memberAttributes: unknown }>, index = 0): ApplyResult {
     if ('put' in r) {
       if (this.alarms.has(AlarmType.NOSPACE)) throw Errors.noSpace;
       return this.kv.put(r.put);
@@ -48,6 +54,16 @@ export class Applier {
       this.lessor.revoke(r.leaseRevoke.id, this.kv.store);
       return { revision: this.kv.rev };
     }
+    if ('auth' in r) {
+      if (r.auth.kind === 'authenticate') {
+        // etcd's applierV3backend.Authenticate: the password was checked before proposing.
+        const q = r.auth.req;
+        const token = this.authStore.applyAuthenticate(String(q.name ?? ''), { index, simpleTokenPrefix: String(q.simpleToken ?? '') });
+        token.catch(() => {}); // on members that did not propose it nobody awaits it
+        return { authenticated: token };
+      }
+      return { auth: this.applyAuth(r.auth) };
+    }
     if ('leaseCheckpoint' in r) {
       for (const c of r.leaseCheckpoint.checkpoints) this.lessor.checkpoint(c.id, c.remainingTtl);
       return { revision: this.kv.rev };
@@ -65,5 +81,28 @@ export class Applier {
         return { alarms: this.alarms.list().filter((x) => a.alarm === AlarmType.NONE || x.alarm === a.alarm) };
     }
   }
-}
 
+  /** etcd's applierV3backend Auth* calls: the auth store's, in log order (synchronous, deterministic). */
+  private applyAuth(a: AuthRequest): Record<string, unknown> {
+    const as = this.authStore;
+    const r = a.req as any;
+    switch (a.kind) {
+      case 'authEnable': return as.authEnable();
+      case 'authDisable': return as.authDisable();
+      case 'authUserAdd': return as.userAdd(r);
+      case 'authUserDelete': return as.userDelete(r);
+      case 'authUserGet': return as.userGet(r);
+      case 'authUserChangePassword': return as.userChangePassword(r);
+      case 'authUserGrantRole': return as.userGrantRole(r);
+      case 'authUserRevokeRole': return as.userRevokeRole(r);
+      case 'authUserList': return as.userList();
+      case 'authRoleList': return as.roleList();
+      case 'authRoleAdd': return as.roleAdd(r);
+      case 'authRoleDelete': return as.roleDelete(r);
+      case 'authRoleGet': return as.roleGet(r);
+      case 'authRoleGrantPermission': return as.roleGrantPermission(r);
+      case 'authRoleRevokePermission': return as.roleRevokePermission(r);
+      case 'authenticate': throw new Error('authenticate is applied by apply()');
+    }
+  }
+}

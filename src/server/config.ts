@@ -75,6 +75,12 @@ export interface ServerConfig {
   /** How often progress_notify watchers get a progress response (etcd's default 10 minutes). */
   watchProgressNotifyIntervalMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** etcd's --bcrypt-cost: bcrypt's cost for auth passwords (outside [4, 31]: 10, with a warning). */
+  bcryptCost: number;
+  /** etcd's --auth-token: "simple" or "jwt,pub-key=...,priv-key=...,sign-method=...,ttl=...". */
+  authToken: string;
+  /** etcd's --auth-token-ttl: a simple token's lifetime, seconds. */
+  authTokenTtlS: number;
 }
 
 export const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
@@ -125,6 +131,9 @@ export function defaultConfig(): ServerConfig {
     leaseCheckpointEnabled: false,
     leaseCheckpointIntervalMs: 5 * 60 * 1000,
     logLevel: 'info',
+    bcryptCost: 10,
+    authToken: 'simple',
+    authTokenTtlS: 300,
   };
 }
 

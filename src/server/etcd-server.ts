@@ -33,7 +33,31 @@ import type { KeyValue } from '../mvcc/key-value';
 import { hashBackend, hashKV } from '../mvcc/hash';
 import { Lessor } from '../lease/lessor';
 import { newAutoCompactor, parseCompactionRetention, type Clock } from './auto-compactor';
+import type { BoundListener } from '../net/bound-listener';
 import { LeaseForwarder } from './lease-forwarding';
+import {
+  AuthStore, newTokenProvider, type AuthInfo,
+  type NameRequest, type RoleGrantPermissionRequest, type RoleRequest, type RoleRevokePermissionRequest,
+  type UserAddRequest, type UserChangePasswordRequest, type UserGrantRoleRequest, type UserRevokeRoleRequest,
+} from '../auth';
+import type { AuthKind } from './internal-request';
+import type { EtcdError } from '../errors';
+
+/**
+ * Who a client request comes from, for the permission checks: what its token stands for (`info`
+ * undefined: it came without a token). The API layer passes one for client requests while auth is on
+ * (undefined while auth is off: the request paths then cost one check); requests of the server's own
+ * (lease expiry, publishing) pass none and are not checked.
+ */
+export interface AuthContext {
+  info: AuthInfo | undefined;
+}
+
+/** Auth requests that need the root role (etcd's needAdminPermission); UserGet / RoleGet have their own rule. */
+const ADMIN_AUTH_KINDS = new Set<AuthKind>([
+  'authEnable', 'authDisable', 'authUserAdd', 'authUserDelete', 'authUserChangePassword', 'authUserGrantRole', 'authUserRevokeRole',
+  'authRoleAdd', 'authRoleGrantPermission', 'authRoleRevokePermission', 'authRoleDelete', 'authUserList', 'authRoleList',
+]);
 
 /** etcd's estimate of a put's cost beyond its key and value (quota.go). */
 const KV_OVERHEAD = 256;
@@ -91,6 +115,8 @@ export interface ServerHooks {
   onRemoved?: () => void;
   /** The auto-compactor's clock (tests). */
   autoCompactionClock?: Clock;
+  /** The listeners of --listen-peer-urls, bound before the data dir was opened (main.ts). */
+  peerListeners?: BoundListener[];
 }
 
 /**
@@ -143,6 +169,8 @@ export class EtcdServer {
     readonly store: KVStore,
     readonly alarms: AlarmStore,
     readonly lessor: Lessor,
+    /** Users, roles, permissions and the auth revision (src/auth), changed by the applier only. */
+    readonly authStore: AuthStore,
     membership: Membership,
     consistentIndex: number,
     private readonly hooks: ServerHooks,
@@ -153,7 +181,7 @@ export class EtcdServer {
     this.membership = membership;
     this.kv = new KV(store);
     this.watchHub = new WatchHub(store);
-    this.applier = new Applier(this.kv, alarms, lessor);
+    this.applier = new Applier(this.kv, alarms, lessor, authStore);
     this.applied = consistentIndex;
     this.ids = new RequestIdGenerator(this.memberId, Date.now());
     this.nextLeaseId = ((this.memberId & 0xffffn) << 48n) | ((BigInt(Date.now()) << 8n) & ((1n << 48n) - 1n));
@@ -247,6 +275,7 @@ export class EtcdServer {
       throw err;
     }
     const { backend } = m;
+    let authStore: AuthStore | undefined;
     try {
       const lessor = await Lessor.open(backend);
       // Only the leader expires leases: every member starts as if it were not the leader.
@@ -260,9 +289,12 @@ export class EtcdServer {
         deferResume: true,
       });
       const alarms = await AlarmStore.open(backend);
+      // --auth-token: a bad value stops the start with etcd's words ("auth: invalid auth options").
+      const tokenProvider = await newTokenProvider(cfg.authToken, { ttlSeconds: cfg.authTokenTtlS, log });
+      authStore = await AuthStore.open(backend, { bcryptCost: cfg.bcryptCost, tokenProvider, log });
       const membership = new Membership(m.memberId, m.clusterId, backend);
       await membership.load();
-      const s = (server = new EtcdServer(cfg, backend, store, alarms, lessor, membership, m.consistentIndex, hooks, log));
+      const s = (server = new EtcdServer(cfg, backend, store, alarms, lessor, authStore, membership, m.consistentIndex, hooks, log));
       s.dataDirLock = lock;
       await s.loadRejectedConfChanges();
       const transport = await s.openTransport(m.initialMembers);
@@ -316,6 +348,7 @@ export class EtcdServer {
       else s.publish();
       return s;
     } catch (err) {
+      authStore?.close();
       await server?.driver?.stop().catch(() => {});
       await server?.driver?.transport?.close().catch(() => {});
       await backend.close().catch(() => {});
@@ -338,6 +371,8 @@ export class EtcdServer {
       selfId: this.memberId,
       clusterId: this.clusterId,
       listenUrls: urls,
+      // Bound before the data dir was opened, when they are the listen URLs.
+      listeners: this.cfg.listenPeerUrls ? this.hooks.peerListeners : undefined,
       snapshotDir: snapDirOf(this.cfg),
       onMessages: (_from, msgs) => this.driver.step(msgs),
       onSnapshot: (msg, file) => void this.keepReceivedSnapshot(msg, file),
@@ -461,11 +496,12 @@ export class EtcdServer {
   }
 
   /** A range; with linearized, the caller waited for readBarrier already. */
-  range(req: RangeRequest, linearized = false): RangeResponse | Promise<RangeResponse> {
-    if (this.gate) return this.gate.then(() => this.range(req, linearized));
+  range(req: RangeRequest, linearized = false, auth?: AuthContext): RangeResponse | Promise<RangeResponse> {
+    if (this.gate) return this.gate.then(() => this.range(req, linearized, auth));
     this.assertServing();
     checkRange(req);
-    if (!linearized && !req.serializable && !this.readable()) return this.readIndexer.read().then(() => this.range(req, true));
+    if (auth) this.deny(this.authStore.isRangePermitted(auth.info, req.key, req.rangeEnd));
+    if (!linearized && !req.serializable && !this.readable()) return this.readIndexer.read().then(() => this.range(req, true, auth));
     const start = performance.now();
     const r = this.kv.range(req);
     if (isSlow(start, this.cfg.warningApplyDurationMs)) {
@@ -478,10 +514,11 @@ export class EtcdServer {
    * A range answered with the KeyValues' stored bytes (see KV.rangeStored); undefined when the request
    * needs the general path: a linearizable read that must wait for a read index, or a defragment.
    */
-  rangeStored(req: RangeRequest, linearized = false): StoredRangeResponse | undefined {
+  rangeStored(req: RangeRequest, linearized = false, auth?: AuthContext): StoredRangeResponse | undefined {
     if (this.gate) return undefined;
     this.assertServing();
     checkRange(req);
+    if (auth) this.deny(this.authStore.isRangePermitted(auth.info, req.key, req.rangeEnd));
     if (!linearized && !req.serializable && !this.readable()) return undefined;
     const start = performance.now();
     const r = this.kv.rangeStored(req);
@@ -507,23 +544,26 @@ export class EtcdServer {
     return this.readIndexer.read();
   }
 
-  put(req: PutRequest): Promise<PutResponse> {
+  put(req: PutRequest, auth?: AuthContext): Promise<PutResponse> {
     this.assertServing();
     checkPut(req);
+    if (auth) this.checkPutAuth(auth, req);
     this.checkQuota(KV_OVERHEAD + req.key.length + req.value.length);
     return this.propose({ put: req }) as Promise<PutResponse>;
   }
 
-  deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
+  deleteRange(req: DeleteRangeRequest, auth?: AuthContext): Promise<DeleteRangeResponse> {
     this.assertServing();
     checkDelete(req);
+    if (auth) this.checkDeleteAuth(auth, req);
     return this.propose({ deleteRange: req }) as Promise<DeleteRangeResponse>;
   }
 
-  txn(req: TxnRequest): Promise<TxnResponse> | TxnResponse {
-    if (this.gate) return this.gate.then(() => this.txn(req));
+  txn(req: TxnRequest, auth?: AuthContext): Promise<TxnResponse> | TxnResponse {
+    if (this.gate) return this.gate.then(() => this.txn(req, auth));
     this.assertServing();
     checkTxn(req, this.cfg.maxTxnOps);
+    if (auth) this.checkTxnAuth(auth, req);
     if (isReadOnly(req)) {
       // etcd serves read-only txns without a proposal; linearizable unless every range is serializable.
       if (!txnSerializable(req) && !this.readable()) return this.readIndexer.read().then(() => this.kv.txn(req));
@@ -558,6 +598,16 @@ export class EtcdServer {
 
   currentRevision(): number {
     return this.store.currentRev;
+  }
+
+  /**
+   * Whether a client may watch [key, end) (etcd's isWatchPermitted: read permission over the range). The
+   * watch service asks before creating a watcher; refused, etcd answers the create with a canceled
+   * response whose reason is "etcdserver: permission denied".
+   */
+  watchPermitted(auth: AuthContext | undefined, key: Buffer, end: Buffer | undefined): boolean {
+    if (!auth || !this.authStore.isAuthEnabled()) return true;
+    return this.authStore.isRangePermitted(auth.info, key, end) === undefined;
   }
 
   watch(id: bigint, key: string, end: string | undefined, startRev: number, opts: WatchOptions, sink: WatchSink): Watcher {
@@ -603,8 +653,10 @@ export class EtcdServer {
     return (await this.propose({ leaseGrant: { id, ttl } })) as { leaseId: bigint; ttl: number };
   }
 
-  async leaseRevoke(id: bigint): Promise<number> {
+  async leaseRevoke(id: bigint, auth?: AuthContext): Promise<number> {
     this.assertServing();
+    // etcd's checkLeasePuts: write permission on every key attached to the lease.
+    if (auth) for (const k of this.lessor.leases.get(id)?.keys ?? []) this.deny(this.authStore.isPutPermitted(auth.info, Buffer.from(k, 'latin1')));
     return ((await this.propose({ leaseRevoke: { id } })) as { revision: number }).revision;
   }
 
@@ -615,8 +667,10 @@ export class EtcdServer {
   }
 
   /** TimeToLive: the leader's view (a follower asks it); undefined for an unknown lease. */
-  leaseTimeToLive(id: bigint, withKeys: boolean): Promise<{ ttl: number; grantedTtl: number; keys: Buffer[] } | undefined> {
+  leaseTimeToLive(id: bigint, withKeys: boolean, auth?: AuthContext): Promise<{ ttl: number; grantedTtl: number; keys: Buffer[] } | undefined> {
     this.assertServing();
+    // etcd's checkLeaseTimeToLive: read permission on every key attached to the lease.
+    if (auth) for (const k of this.lessor.leases.get(id)?.keys ?? []) this.deny(this.authStore.isRangePermitted(auth.info, Buffer.from(k, 'latin1')));
     return this.leases.timeToLive(id, withKeys);
   }
 
@@ -644,11 +698,159 @@ export class EtcdServer {
     }
   }
 
+  // --- auth (etcd's EtcdServer auth calls: every one through the log, reads too) ---
+
+  /** AuthDisable; a no-op while auth is off. */
+  authDisable(auth?: AuthContext): Promise<Record<string, unknown>> {
+    return this.proposeAuth('authDisable', {}, auth);
+  }
+
+  /** UserAdd: the password is hashed here, before proposing (the hash travels in the entry). */
+  async userAdd(req: UserAddRequest, auth?: AuthContext): Promise<Record<string, unknown>> {
+    this.assertServing();
+    this.checkAdmin(auth);
+    return this.proposeAuth('authUserAdd', await this.authStore.prepareUserAdd(req), auth);
+  }
+
+  userDelete(req: NameRequest, auth?: AuthContext): Promise<Record<string, unknown>> {
+    return this.proposeAuth('authUserDelete', req, auth);
+  }
+
+  async userChangePassword(req: UserChangePasswordRequest, auth?: AuthContext): Promise<Record<string, unknown>> {
+    this.assertServing();
+    this.checkAdmin(auth);
+    return this.proposeAuth('authUserChangePassword', await this.authStore.prepareUserChangePassword(req), auth);
+  }
+
+  userGrantRole(req: UserGrantRoleRequest, auth?: AuthContext): Promise<Record<string, unknown>> {
+    return this.proposeAuth('authUserGrantRole', req, auth);
+  }
+
+  userRevokeRole(req: UserRevokeRoleRequest, auth?: AuthContext): Promise<Record<string, unknown>> {
+    return this.proposeAuth('authUserRevokeRole', req, auth);
+  }
+
+  userGet(req: NameRequest, auth?: AuthContext): Promise<Record<string, unknown>> {
+    return this.proposeAuth('authUserGet', req, auth);
+  }
+
+  userList(auth?: AuthContext): Promise<Record<string, unknown>> {
+    return this.proposeAuth('authUserList', {}, auth);
+  }
+
+  roleAdd(req: NameRequest, auth?: AuthContext): Promise<Record<string, unknown>> {
+    return this.proposeAuth('authRoleAdd', req, auth);
+  }
+
+  roleDelete(req: RoleRequest, auth?: AuthContext): Promise<Record<string, unknown>> {
+    return this.proposeAuth('authRoleDelete', req, auth);
+  }
+
+  roleGet(req: RoleRequest, auth?: AuthContext): Promise<Record<string, unknown>> {
+    return this.proposeAuth('authRoleGet', req, auth);
+  }
+
+  roleList(auth?: AuthContext): Promise<Record<string, unknown>> {
+    return this.proposeAuth('authRoleList', {}, auth);
+  }
+
+  roleGrantPermission(req: RoleGrantPermissionRequest, auth?: AuthContext): Promise<Record<string, unknown>> {
+    return this.proposeAuth('authRoleGrantPermission', req, auth);
+  }
+
+  roleRevokePermission(req: RoleRevokePermissionRequest, auth?: AuthContext): Promise<Record<string, unknown>> {
+    return this.proposeAuth('authRoleRevokePermission', req, auth);
+  }
+
+  /** AuthEnable: needs the root user with the root role (etcd's errors otherwise). */
+  authEnable(auth?: AuthContext): Promise<Record<string, unknown>> {
+    return this.proposeAuth('authEnable', {}, auth);
+  }
+
+  /**
+   * Authenticate, as etcd's EtcdServer.Authenticate: the password is checked first (bcrypt, off the event
+   * loop), then the request goes through the log (a simple token's random part chosen here, its index the
+   * entry's); retried when the auth store changed while the password was checked.
+   */
+  async authenticate(name: string, password: string): Promise<{ token: string }> {
+    for (;;) {
+      this.assertServing();
+      const checked = await this.authStore.checkPassword(name, password);
+      const r = (await this.propose({ auth: { kind: 'authenticate', req: { name, simpleToken: this.authStore.genTokenPrefix() } } })) as { authenticated: Promise<{ token: string }> };
+      const out = await r.authenticated;
+      if (checked === this.authStore.revision) return out;
+      this.log('info', 'revision when password checked became stale; retrying');
+    }
+  }
+
+  /** Whether auth is on. */
+  get authEnabled(): boolean {
+    return this.authStore.isAuthEnabled();
+  }
+
+  /**
+   * A client request's auth context from its token (etcd's AuthInfoFromCtx): undefined while auth is off
+   * (nothing to check); a token that is not valid is refused with "etcdserver: invalid auth token".
+   */
+  authContext(token: string | undefined): Promise<AuthContext | undefined> | undefined {
+    if (!this.authStore.isAuthEnabled()) return undefined;
+    if (!token) return Promise.resolve({ info: undefined });
+    return this.authStore.authInfoFromToken(token).then((info) => ({ info }));
+  }
+
+  private deny(err: EtcdError | undefined): void {
+    if (err) throw err;
+  }
+
+  /** etcd's IsAdminPermitted: maintenance, member and auth management calls need the root role. */
+  private checkAdmin(auth: AuthContext | undefined): void {
+    if (auth) this.deny(this.authStore.isAdminPermitted(auth.info));
+  }
+
+  /** etcd's authApplierV3.Put: write permission on the key; read too when the previous value is asked for. */
+  private checkPutAuth(auth: AuthContext, req: PutRequest): void {
+    this.deny(this.authStore.isPutPermitted(auth.info, req.key));
+    if (req.prevKv) this.deny(this.authStore.isRangePermitted(auth.info, req.key));
+  }
+
+  private checkDeleteAuth(auth: AuthContext, req: DeleteRangeRequest): void {
+    if (req.prevKv) this.deny(this.authStore.isRangePermitted(auth.info, req.key, req.rangeEnd));
+    this.deny(this.authStore.isDeleteRangePermitted(auth.info, req.key, req.rangeEnd));
+  }
+
+  /** etcd's checkTxnAuth: every compare's range (read), then every request of both branches; nested txns too. */
+  private checkTxnAuth(auth: AuthContext, t: TxnRequest): void {
+    for (const c of t.compare) this.deny(this.authStore.isRangePermitted(auth.info, c.key, c.rangeEnd));
+    for (const ops of [t.success, t.failure]) {
+      for (const op of ops) {
+        if ('range' in op) this.deny(this.authStore.isRangePermitted(auth.info, op.range.key, op.range.rangeEnd));
+        else if ('put' in op) this.checkPutAuth(auth, op.put);
+        else if ('deleteRange' in op) this.checkDeleteAuth(auth, op.deleteRange);
+        else this.checkTxnAuth(auth, op.txn);
+      }
+    }
+  }
+
+  /** One auth request through the log; its response fields once applied here. */
+  private async proposeAuth(kind: AuthKind, req: object, auth?: AuthContext): Promise<Record<string, unknown>> {
+    this.assertServing();
+    if (auth && this.authStore.isAuthEnabled()) {
+      const info = auth.info;
+      const notAdmin = this.authStore.isAdminPermitted(info);
+      if (ADMIN_AUTH_KINDS.has(kind)) this.deny(notAdmin);
+      // etcd's authApplierV3.UserGet / RoleGet: a user may read itself and the roles it has.
+      else if (kind === 'authUserGet' && notAdmin && (req as { name?: string }).name !== info?.username) throw notAdmin;
+      else if (kind === 'authRoleGet' && notAdmin && !this.authStore.hasRole(info?.username ?? '', (req as { role?: string }).role ?? '')) throw notAdmin;
+    }
+    return ((await this.propose({ auth: { kind, req: req as Record<string, unknown> } })) as { auth: Record<string, unknown> }).auth;
+  }
+
   // --- maintenance ---
 
   /** Gives the backend's free space back; reads and applies wait meanwhile, as etcd's defrag blocks. */
-  defragment(): Promise<void> {
+  defragment(auth?: AuthContext): Promise<void> {
     this.assertServing();
+    this.checkAdmin(auth);
     return this.hold(() => this.backend.defragment());
   }
 
@@ -670,16 +872,18 @@ export class EtcdServer {
   }
 
   /** Maintenance.Hash: the backend's hash and the revision read after it. */
-  async hash(): Promise<{ hash: number; revision: number }> {
+  async hash(auth?: AuthContext): Promise<{ hash: number; revision: number }> {
     this.assertServing();
+    this.checkAdmin(auth);
     await this.ready();
     const hash = await hashBackend(this.backend);
     return { hash, revision: this.store.currentRev };
   }
 
   /** Maintenance.HashKV at a revision (0 = current). */
-  async hashKV(revision: number): Promise<{ hash: number; compactRevision: number; revision: number }> {
+  async hashKV(revision: number, auth?: AuthContext): Promise<{ hash: number; compactRevision: number; revision: number }> {
     this.assertServing();
+    this.checkAdmin(auth);
     await this.ready();
     return hashKV(this.store, revision);
   }
@@ -731,8 +935,9 @@ export class EtcdServer {
   }
 
   /** A consistent dump of the backend (see snapshot.ts), for Maintenance.Snapshot. */
-  async snapshot(): Promise<SnapshotData> {
+  async snapshot(auth?: AuthContext): Promise<SnapshotData> {
     this.assertServing();
+    this.checkAdmin(auth);
     await this.ready();
     return takeSnapshot(this.backend, snapDirOf(this.cfg));
   }
@@ -844,7 +1049,7 @@ export class EtcdServer {
     }
     const start = performance.now();
     try {
-      const res = this.applier.apply(req);
+      const res = this.applier.apply(req, e.index);
       if (isSlow(start, this.cfg.warningApplyDurationMs)) {
         warnSlow(this.slowLog, this.cfg.warningApplyDurationMs, start, '', describeRequest(req), `revision:${(res as { revision?: number }).revision ?? ''}`);
       }
@@ -963,28 +1168,33 @@ export class EtcdServer {
     return this.membership.localIsLearner;
   }
 
-  addMember(peerUrls: string[], isLearner: boolean): Promise<{ member: Member; members: Member[] }> {
+  addMember(peerUrls: string[], isLearner: boolean, auth?: AuthContext): Promise<{ member: Member; members: Member[] }> {
     this.assertServing();
+    this.checkAdmin(auth);
     return this.reconfig.add(peerUrls, isLearner);
   }
 
-  removeMember(id: bigint): Promise<Member[]> {
+  removeMember(id: bigint, auth?: AuthContext): Promise<Member[]> {
     this.assertServing();
+    this.checkAdmin(auth);
     return this.reconfig.remove(id);
   }
 
-  updateMember(id: bigint, peerUrls: string[]): Promise<Member[]> {
+  updateMember(id: bigint, peerUrls: string[], auth?: AuthContext): Promise<Member[]> {
     this.assertServing();
+    this.checkAdmin(auth);
     return this.reconfig.update(id, peerUrls);
   }
 
-  promoteMember(id: bigint): Promise<Member[]> {
+  promoteMember(id: bigint, auth?: AuthContext): Promise<Member[]> {
     this.assertServing();
+    this.checkAdmin(auth);
     return this.reconfig.promote(id);
   }
 
-  moveLeader(transferee: bigint): Promise<void> {
+  moveLeader(transferee: bigint, auth?: AuthContext): Promise<void> {
     this.assertServing();
+    this.checkAdmin(auth);
     return this.reconfig.moveLeader(transferee);
   }
 
@@ -1077,6 +1287,7 @@ export class EtcdServer {
       if (!this.driver.isLeader) this.lessor.demote();
       await this.store.reload();
       await this.alarms.reload();
+      await this.authStore.recover(this.backend);
       await this.membership.load();
       await this.loadRejectedConfChanges();
       this.watchHub.restore();
@@ -1143,6 +1354,7 @@ export class EtcdServer {
     while (this.gate) await this.gate;
     // A compaction under way stops at its next batch; the next start resumes it.
     await this.store.close();
+    this.authStore.close();
     await this.committer.close(!this.failed);
     await this.backend.close().catch(() => {});
     await this.wal.close().catch(() => {});

@@ -23,7 +23,78 @@ export type InternalRequest =
   | { leaseRevoke: { id: bigint } }
   | { leaseCheckpoint: { checkpoints: { id: bigint; remainingTtl: number }[] } }
   /** A member's name and client URLs, published through the log once it serves (etcd's v2 attributes PUT). */
-  | { memberAttributes: { id: bigint; name: string; clientUrls: string[] } };
+  | { memberAttributes: { id: bigint; name: string; clientUrls: string[] } }
+  /** An auth request (user, role, enable/disable), under etcd's InternalRaftRequest field for it. */
+  | { auth: AuthRequest };
+
+/**
+ * The auth requests, by their InternalRaftRequest field (protobufjs's camelCase of etcd's names; etcd's
+ * field numbers 1000-1204 in raft_internal.proto). Reads (user/role get and list) go through the log too,
+ * as etcd's do.
+ */
+export const AUTH_KINDS = [
+  'authEnable', 'authDisable', 'authenticate',
+  'authUserAdd', 'authUserDelete', 'authUserGet', 'authUserChangePassword', 'authUserGrantRole', 'authUserRevokeRole', 'authUserList',
+  'authRoleList', 'authRoleAdd', 'authRoleDelete', 'authRoleGet', 'authRoleGrantPermission', 'authRoleRevokePermission',
+] as const;
+export type AuthKind = (typeof AUTH_KINDS)[number];
+
+/** The request as protobufjs decodes etcd's (camelCase; bytes as Buffers; absent messages null). */
+export interface AuthRequest {
+  kind: AuthKind;
+  req: Record<string, any>;
+}
+
+/**
+ * The bcrypt hash travels in the entry (computed before proposing), as etcd 3.5's `hashedPassword` field:
+ * AuthUserAddRequest field 4, AuthUserChangePasswordRequest field 3; the plain password is not logged.
+ * etcd 3.4's proto lacks the field, so it is written and read by hand.
+ */
+const HASHED_PASSWORD: Partial<Record<AuthKind, { outer: number; field: number; type: string }>> = {
+  authUserAdd: { outer: 1100, field: 4, type: 'etcdserverpb.AuthUserAddRequest' },
+  authUserChangePassword: { outer: 1103, field: 3, type: 'etcdserverpb.AuthUserChangePasswordRequest' },
+};
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+function lengthDelimited(field: number, body: Buffer): Buffer {
+  return Buffer.concat([varint(field * 8 + 2), varint(body.length), body]);
+}
+
+function encodeAuth(a: AuthRequest): Buffer {
+  const hp = HASHED_PASSWORD[a.kind];
+  if (!hp) return encodeMessage(TYPE, { [a.kind]: a.req });
+  const { password: _password, hashedPassword, ...rest } = a.req;
+  let body = encodeMessage(hp.type, rest);
+  if (typeof hashedPassword === 'string' && hashedPassword !== '') body = Buffer.concat([body, lengthDelimited(hp.field, Buffer.from(hashedPassword, 'latin1'))]);
+  return lengthDelimited(hp.outer, body);
+}
+
+/** The hashedPassword field of an auth entry's request, read by hand (undefined if absent). */
+function readHashedPassword(buf: Buffer, outer: number, field: number): string | undefined {
+  const find = (b: Buffer, want: number): Buffer | undefined => {
+    const r = new ProtoReader(b);
+    let found: Buffer | undefined;
+    while (!r.done) {
+      const tag = r.uint();
+      const wire = tag & 7;
+      if (Math.floor(tag / 8) === want && wire === 2) found = r.bytes();
+      else r.skip(wire);
+    }
+    return found;
+  };
+  const sub = find(buf, outer);
+  const hashed = sub && find(sub, field);
+  return hashed === undefined ? undefined : hashed.toString('latin1');
+}
 
 /** etcd's store path for a member's attributes (membership.MemberAttributesStorePath). */
 const ATTRIBUTES_PATH = /^\/0\/members\/([0-9a-f]{1,16})\/attributes$/;
@@ -60,6 +131,7 @@ function encodeBody(r: Exclude<InternalRequest, { put: PutRequest }>): Buffer {
   if ('alarm' in r) return encodeMessage(TYPE, { alarm: { action: r.alarm.action, memberID: r.alarm.memberId.toString(), alarm: r.alarm.alarm } });
   if ('leaseGrant' in r) return encodeMessage(TYPE, { leaseGrant: { ID: r.leaseGrant.id.toString(), TTL: r.leaseGrant.ttl } });
   if ('leaseRevoke' in r) return encodeMessage(TYPE, { leaseRevoke: { ID: r.leaseRevoke.id.toString() } });
+  if ('auth' in r) return encodeAuth(r.auth);
   if ('memberAttributes' in r) {
     const a = r.memberAttributes;
     // As etcd 3.4 publishes them: a v2 PUT of {"name","clientURLs"} at the member's attributes path.
@@ -91,6 +163,16 @@ export function decodeInternalRequest(buf: Buffer): InternalRequest {
       return { memberAttributes: { id: BigInt('0x' + path[1]), name: typeof v.name === 'string' ? v.name : '', clientUrls } };
     }
     throw new Error(`internal request: unsupported v2 request ${m.v2.Method} ${m.v2.Path}`);
+  }
+  for (const kind of AUTH_KINDS) {
+    const req = m[kind];
+    if (!req) continue;
+    const hp = HASHED_PASSWORD[kind];
+    if (hp) {
+      const hashedPassword = readHashedPassword(buf, hp.outer, hp.field);
+      if (hashedPassword !== undefined) req.hashedPassword = hashedPassword;
+    }
+    return { auth: { kind, req } };
   }
   if (m.leaseCheckpoint) {
     return { leaseCheckpoint: { checkpoints: (m.leaseCheckpoint.checkpoints ?? []).map((c: any) => ({ id: BigInt(c.ID), remainingTtl: Number(c.remainingTTL) })) } };

@@ -22,6 +22,7 @@ export function describeRequest(r: InternalRequest | { range: RangeRequest }): s
   if ('leaseGrant' in r) return `lease_grant:<ID:${r.leaseGrant.id} TTL:${r.leaseGrant.ttl}>`;
   if ('leaseRevoke' in r) return `lease_revoke:<ID:${r.leaseRevoke.id}>`;
   if ('leaseCheckpoint' in r) return `lease_checkpoint:<${r.leaseCheckpoint.checkpoints.length}>`;
+  if ('auth' in r) return `${r.auth.kind}:<>`;
   if ('memberAttributes' in r) return `member_attributes:<name:${JSON.stringify(r.memberAttributes.name)}>`;
   return `alarm:<action:${r.alarm.action} alarm:${r.alarm.alarm}>`;
 }

@@ -137,6 +137,20 @@ export interface HubOptions {
   maxRevsPerResponse?: number;
   /** Pause between catch-up rounds while watchers are unsynced. */
   syncIntervalMs?: number;
+  /** Key and value bytes of recent events kept in memory (with ringEvents, whichever is reached first). */
+  ringBytes?: number;
+  /**
+   * Key and value bytes in one catch-up response (at least one revision's events): with large values,
+   * maxRevsPerResponse revisions alone could make one response of 1000 × 1.5 MiB. Default 2 MiB.
+   */
+  maxBytesPerResponse?: number;
+  /** Key and value bytes read from the backend in one catch-up round (at least one revision). Default 4 MiB. */
+  maxBytesPerBackendRead?: number;
+}
+
+/** The key and value bytes of an event: what the ring and the catch-up bounds count. */
+function eventSize(e: WatchEvent): number {
+  return e.kv.key.length + (e.kv.value?.length ?? 0);
 }
 
 export class WatchHub {
@@ -146,15 +160,25 @@ export class WatchHub {
   private readonly ringEvents: number;
   private readonly maxRevs: number;
   private readonly syncIntervalMs: number;
+  private readonly ringBytes: number;
+  private readonly maxBytes: number;
+  private readonly maxReadBytes: number;
   private syncTimer: NodeJS.Timeout | undefined;
   private syncing = false;
   private closed = false;
 
   constructor(private readonly store: KVStore, opts: HubOptions = {}) {
     this.ringEvents = opts.ringEvents ?? 20_000;
-    this.ring = new EventRing(this.ringEvents);
+    // 32 MiB of keys and values; the encodings cached on an event as it is sent can add two more copies.
+    this.ringBytes = opts.ringBytes ?? 32 * 1024 * 1024;
+    this.ring = new EventRing(this.ringEvents, this.ringBytes);
     this.maxRevs = opts.maxRevsPerResponse ?? 1000;
     this.syncIntervalMs = opts.syncIntervalMs ?? 100;
+    // etcd sends up to 1000 revisions in one catch-up response whatever their size (its gRPC send limit
+    // is 2 GiB). 2 MiB keeps etcd's responses (and its fragments) for all but large values, and bounds
+    // what one response holds when the values are large (1000 × 1.5 MiB would be one of 1.5 GB).
+    this.maxBytes = opts.maxBytesPerResponse ?? 2 * 1024 * 1024;
+    this.maxReadBytes = opts.maxBytesPerBackendRead ?? 4 * 1024 * 1024;
     store.onChanges((changes, rev) => this.notify(changes, rev));
   }
 
@@ -209,11 +233,13 @@ export class WatchHub {
 
   private notify(changes: readonly Change[], rev: number): void {
     const events: WatchEvent[] = new Array(changes.length);
+    let bytes = 0;
     for (let i = 0; i < changes.length; i++) {
       const c = changes[i];
       events[i] = { type: c.deleted ? EventType.DELETE : EventType.PUT, kv: c.kv };
+      bytes += eventSize(events[i]);
     }
-    this.remember(rev, events);
+    this.ring.push({ rev, events, bytes });
     if (this.synced.size === 0) return;
     // Gather each watcher's events of this revision, then send them together.
     let batches: Map<Watcher, WatchEvent[]> | undefined;
@@ -237,10 +263,6 @@ export class WatchHub {
         this.synced.delete(w);
       }
     }
-  }
-
-  private remember(rev: number, events: WatchEvent[]): void {
-    this.ring.push({ rev, events });
   }
 
   private scheduleSync(delay: number): void {
@@ -294,8 +316,9 @@ export class WatchHub {
     let start = this.ring.search(w.minRev);
     let events: WatchEvent[] = [];
     let revs = 0;
+    let bytes = 0;
     let lastRev = w.minRev - 1;
-    for (; start < this.ring.length && revs < this.maxRevs; start++) {
+    for (; start < this.ring.length && revs < this.maxRevs && bytes < this.maxBytes; start++) {
       const entry = this.ring.at(start);
       let any = false;
       // At the compacted revision itself only what compaction keeps is still history: its puts. (The
@@ -305,6 +328,7 @@ export class WatchHub {
         if (compacted && e.type === EventType.DELETE) continue;
         if (w.matches(e.kv.key.toString('latin1')) && w.wants(e)) {
           events.push(e);
+          bytes += eventSize(e);
           any = true;
         }
       }
@@ -326,38 +350,61 @@ export class WatchHub {
   }
 
   /**
-   * Reads revisions [min minRev, current] from the backend, in slices of maxRevs revisions, and sends
-   * each watcher its events. The watchers stay unsynced: the next round finishes from the ring.
+   * Reads revisions [min minRev, current] from the backend, in slices of at most maxRevs revisions and
+   * (whole revisions) about maxReadBytes, and sends each watcher its events in responses of at most
+   * maxRevs revisions and maxBytes. The watchers stay unsynced: the next round finishes from the ring.
    */
   private async catchUpFromBackend(watchers: Watcher[]): Promise<void> {
     const cur = this.store.currentRev;
     const from = Math.min(...watchers.map((w) => w.minRev));
-    const to = Math.min(cur, from + this.maxRevs - 1);
+    let to = Math.min(cur, from + this.maxRevs - 1);
     const entries: RingEntry[] = [];
+    let readBytes = 0;
     await this.store.backend.scan('key', revisionBytes(from, 0), revisionBytes(to + 1, 0), (rk, v) => {
       const { main } = readRevision(rk);
+      const last = entries[entries.length - 1];
+      // Stop between revisions once the slice is big enough; the rest is read next round.
+      if (last && last.rev !== main && readBytes >= this.maxReadBytes) {
+        to = last.rev;
+        return false;
+      }
       const kv = decodeKeyValue(Buffer.from(v));
       let ev: WatchEvent;
       if (isTombstone(rk)) ev = { type: EventType.DELETE, kv: { ...kv, modRevision: main } };
       else ev = { type: EventType.PUT, kv, encoded: Buffer.from(v) };
-      const last = entries[entries.length - 1];
+      readBytes += rk.length + v.length;
       if (last && last.rev === main) last.events.push(ev);
       else entries.push({ rev: main, events: [ev] });
     });
     for (const w of watchers) {
       if (w.canceled || !this.unsynced.has(w)) continue;
       if (w.minRev < this.store.compactMainRev) continue; // compacted meanwhile: next round says so
-      const events: WatchEvent[] = [];
+      let events: WatchEvent[] = [];
+      let bytes = 0;
+      let lastRev = w.minRev - 1;
+      let stopped = false;
       for (const entry of entries) {
         if (entry.rev < w.minRev) continue;
-        for (const e of entry.events) if (w.matches(e.kv.key.toString('latin1')) && w.wants(e)) events.push(e);
+        if (bytes >= this.maxBytes) {
+          stopped = true;
+          break;
+        }
+        for (const e of entry.events) {
+          if (w.matches(e.kv.key.toString('latin1')) && w.wants(e)) {
+            events.push(e);
+            bytes += eventSize(e);
+          }
+        }
+        lastRev = entry.rev;
       }
       if (events.length && !w.sink.send({ watcher: w, events, revision: cur })) {
         this.unsynced.delete(w);
         w.victim = true;
         continue;
       }
-      w.minRev = Math.max(w.minRev, to + 1);
+      events = [];
+      // A watcher cut short by the response bound resumes after what it was sent; the others after the slice.
+      w.minRev = Math.max(w.minRev, stopped ? lastRev + 1 : to + 1);
     }
   }
 

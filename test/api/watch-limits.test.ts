@@ -152,3 +152,73 @@ describe('watch streams that never read (issue #16)', () => {
     for (let i = 0; i < PUTS; i++) if (r.resumedRevs[i] !== r.startRev + 1 + i) expect.fail(`event ${i}: revision ${r.resumedRevs[i]}, expected ${r.startRev + 1 + i}`);
   }, 90_000);
 });
+
+describe('a watch stream client that sends progress requests and never reads the answers (issue #16)', () => {
+  it('is held back by flow control: the answers it does not take stay bounded', async () => {
+    const { RawH2, T, F, frame, requestBlock, grpcMessage, settingOf } = await import('../helpers/raw-h2');
+    const server = await startPlinth({ backend: 'memory' });
+    const bystander = new RawKv(server.endpoint);
+    // It reads its socket (so it sees the server's WINDOW_UPDATEs) but never reopens the window of the
+    // answers (as a gRPC client whose application does not read): its stream's answers back up.
+    const h2 = new RawH2(server.port);
+    try {
+      await h2.connected;
+      const st = await h2.waitFor((f) => f.type === T.SETTINGS && !(f.flags & F.ACK), 5000);
+      h2.send(frame(T.SETTINGS, F.ACK, 0));
+      let streamWin = (st && settingOf(st, 4)) ?? 65535;
+      let connWin = 65535;
+      let seen = 0;
+      const takeUpdates = () => {
+        for (; seen < h2.frames.length; seen++) {
+          const f = h2.frames[seen];
+          if (f.type !== T.WINDOW_UPDATE) continue;
+          const inc = f.payload.readUInt32BE(0) & 0x7fffffff;
+          if (f.id === 0) connWin += inc;
+          else if (f.id === 1) streamWin += inc;
+        }
+      };
+      h2.send(frame(T.HEADERS, F.END_HEADERS, 1, requestBlock('/etcdserverpb.Watch/Watch')));
+      const one = grpcMessage(Buffer.from([0x1a, 0x00])); // WatchRequest{progress_request: {}}
+      const chunk = Buffer.concat(Array.from({ length: 2000 }, () => one)); // 14 kB of requests
+      const data = frame(T.DATA, 0, 1, chunk);
+      const baseMb = await rssMb(server.pid);
+      let sent = 0;
+      let peakMb = baseMb;
+      const deadline = Date.now() + 15_000;
+      // Send as much as the windows allow, until the server stops reopening them or 64 MB went.
+      while (Date.now() < deadline && sent < 64 * 1024 * 1024) {
+        takeUpdates();
+        if (Math.min(streamWin, connWin) < chunk.length) {
+          const n = h2.frames.length;
+          await h2.waitFor((f) => h2.frames.indexOf(f) >= n && f.type === T.WINDOW_UPDATE, 1500);
+          takeUpdates();
+          if (Math.min(streamWin, connWin) < chunk.length) break;
+        }
+        h2.send(data);
+        streamWin -= chunk.length;
+        connWin -= chunk.length;
+        sent += chunk.length;
+        if (sent % (1024 * 1024) < chunk.length) {
+          peakMb = Math.max(peakMb, await rssMb(server.pid));
+          h2.frames.splice(0, seen); // what was counted need not be kept
+          seen = 0;
+        }
+      }
+      await sleep(500);
+      peakMb = Math.max(peakMb, await rssMb(server.pid));
+      const t0 = performance.now();
+      await bystander.range({ key: b('k') });
+      const bystanderMs = performance.now() - t0;
+      console.log(`progress requests: ${(sent / 1e6).toFixed(1)} MB taken before the server held the stream back, plinth RSS +${(peakMb - baseMb).toFixed(0)} MB, bystander ${bystanderMs.toFixed(0)} ms`);
+      // Without the hold the server kept reopening the stream's window (9 MB taken in this test before
+      // the client's pace, not the server, ended it); with it, the first window (1 MiB) and no more.
+      expect(sent).toBeLessThan(3 * 1024 * 1024);
+      expect(peakMb - baseMb).toBeLessThan(150);
+      expect(bystanderMs).toBeLessThan(2000);
+    } finally {
+      h2.close();
+      bystander.close();
+      await server.stop();
+    }
+  }, 60_000);
+});

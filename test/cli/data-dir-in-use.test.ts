@@ -59,4 +59,30 @@ describe('one member per data dir', () => {
       blocker.close();
     }
   });
+
+  it('a busy peer port is named before anything is written, and the client port it bound is released', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'plinth-busy-'));
+    dirs.push(dir);
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen({ host: '127.0.0.1', port: 0 }, () => r()));
+    const peerPort = (blocker.address() as net.AddressInfo).port;
+    const free = net.createServer();
+    await new Promise<void>((r) => free.listen({ host: '127.0.0.1', port: 0 }, () => r()));
+    const clientPort = (free.address() as net.AddressInfo).port;
+    await new Promise((r) => free.close(r));
+    try {
+      const peer = `http://127.0.0.1:${peerPort}`;
+      const r = await run([
+        '--data-dir', join(dir, 'd'), '--listen-client-urls', `http://127.0.0.1:${clientPort}`, '--advertise-client-urls', `http://127.0.0.1:${clientPort}`,
+        '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `default=${peer}`,
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n').filter((l) => l.includes('cannot start'))).toEqual([
+        expect.stringContaining(`cannot start: cannot listen for peers on http://127.0.0.1:${peerPort}/: address already in use`),
+      ]);
+      expect(existsSync(join(dir, 'd', 'member'))).toBe(false);
+    } finally {
+      blocker.close();
+    }
+  });
 });

@@ -162,6 +162,8 @@ export class H2Stream {
   private pendingOffset = 0;
   private trailers: Buffer | undefined;
   private recvUnacked = 0;
+  /** The reader asked the client to stop sending (holdWindow): no WINDOW_UPDATE for this stream until it lets go. */
+  private windowHeld = false;
   // A message arriving in several DATA frames.
   private parts: Buffer[] = [];
   private partsBytes = 0;
@@ -326,13 +328,27 @@ export class H2Stream {
       const window = this.conn.streamWindow;
       if (this.recvUnacked + size > window) return this.abort(H2_FLOW_CONTROL_ERROR);
       this.recvUnacked += size;
-      if (!endStream && this.recvUnacked >= window / 2) {
+      if (!endStream && !this.windowHeld && this.recvUnacked >= window / 2) {
         this.conn.windowUpdate(this.id, this.recvUnacked);
         this.recvUnacked = 0;
       }
       if (data.length) this.feed(data);
     }
     if (endStream) this.halfClose();
+  }
+
+  /**
+   * Flow control toward the client on this stream only: while held, its window is not reopened, so it
+   * can send at most one window more (what a handler does when the answers to its requests pile up
+   * unread, as etcd's watch stream stops receiving when its control channel is full).
+   */
+  holdWindow(hold: boolean): void {
+    if (this.windowHeld === hold) return;
+    this.windowHeld = hold;
+    if (!hold && !this.remoteClosed && !this.localClosed && this.recvUnacked >= this.conn.streamWindow / 2) {
+      this.conn.windowUpdate(this.id, this.recvUnacked);
+      this.recvUnacked = 0;
+    }
   }
 
   halfClose(): void {

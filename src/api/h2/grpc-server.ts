@@ -183,6 +183,9 @@ interface Queued {
   flag: number;
 }
 
+/** What a stream gets when the server stops under it: grpc-go's words for a closed transport. */
+const TRANSPORT_CLOSING: Status = { code: GrpcCode.UNAVAILABLE, details: 'transport is closing' };
+
 function onDeadline(call: ServerCall): void {
   call.expire();
 }
@@ -247,6 +250,14 @@ export class ServerCall extends EventEmitter implements StreamListener {
     return true;
   }
 
+  /**
+   * Stops (true) or restarts (false) taking requests on a client stream: flow control holds the client
+   * back after at most one stream window more. For a handler whose answers pile up unread.
+   */
+  holdRequests(hold: boolean): void {
+    this.stream.holdWindow(hold);
+  }
+
   /** Ends the call with status OK (after the messages written). */
   end(): void {
     this.sendStatus({ code: 0 });
@@ -291,6 +302,18 @@ export class ServerCall extends EventEmitter implements StreamListener {
     this.cancelled = true;
     this.emit('cancelled');
     if (this.wantDrain) this.emit('drain'); // writers waiting for drain look at cancelled
+  }
+
+  /**
+   * The server ends the call (it is stopping): the status goes to the client, then the handler sees the
+   * call cancelled, as when the client goes away.
+   */
+  abort(st: Status): void {
+    if (this.finished) return;
+    this.sendStatus(st);
+    this.cancelled = true;
+    this.emit('cancelled');
+    if (this.wantDrain) this.emit('drain');
   }
 
   /** The call is over: its timer and its undelivered messages go. */
@@ -542,11 +565,17 @@ export class GrpcServer implements StreamAcceptor {
     call.requireLeader = headers.requireLeader;
     call.admit = this.opts.admit;
     stream.listener = call;
+    if (method.def.requestStream || method.def.responseStream) {
+      this.streams.add(call);
+      call.once('close', () => this.streams.delete(call));
+    }
     if (headers.timeout !== '' && !call.setDeadline(timeoutMs)) return;
     if (method.def.requestStream) call.start();
   }
 
   private readonly shutdownHooks: (() => void)[] = [];
+  /** Streaming calls under way: a graceful stop ends them (they would otherwise last forever). */
+  private readonly streams = new Set<ServerCall>();
 
   /** Called once when the server starts shutting down. */
   onShutdown(fn: () => void): void {
@@ -561,6 +590,10 @@ export class GrpcServer implements StreamAcceptor {
   tryShutdown(cb: () => void): void {
     this.runShutdownHooks();
     this.shuttingDown = true;
+    // Unary calls finish; streams (lease keep-alives, election observers, lock waits; watches end in
+    // their own hook) end as etcd's do when its transports close under them, so that the stop does not
+    // wait for clients that would hold them open forever.
+    for (const call of [...this.streams]) call.abort(TRANSPORT_CLOSING);
     if (this.conns.size === 0) return cb();
     this.onIdle = cb;
     for (const c of this.conns) c.goAway();

@@ -302,6 +302,12 @@ export class Gateway {
 
   private pipeResponses(route: Route, call: grpc.ClientReadableStream<Buffer> | grpc.ClientDuplexStream<Buffer, Buffer>, res: ServerResponse): void {
     this.track(call);
+    // grpc-js reads ahead into the call's object-mode buffer up to its high-water mark (16 messages, of up
+    // to a MiB each for a watch catching up) even while the call is paused: 16 MiB per watch whose client
+    // does not read. One message ahead is enough to keep a reading client busy, and keeps the rest where
+    // the server bounds it (its watch queue, then its victims).
+    const readable = (call as unknown as { _readableState?: { highWaterMark: number } })._readableState;
+    if (readable) readable.highWaterMark = 1;
     let ended = false;
     let paused = false;
     const start = () => {

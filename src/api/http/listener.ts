@@ -5,6 +5,7 @@ import type { EtcdServer } from '../../server/etcd-server';
 import { httpError, registerServerMetrics, serveHealth, serveMetrics, serveVersion } from './endpoints';
 import { Gateway } from './gateway';
 import type { GrpcServer } from '../h2/grpc-server';
+import { bindListeners, type BoundListener } from '../../net/bound-listener';
 
 // One listener per client URL, as etcd's cmux: each connection's first bytes decide. The HTTP/2
 // preface goes to our gRPC server (h2/), anything else to an HTTP/1.1 server that
@@ -73,11 +74,12 @@ export function httpHandler(s: EtcdServer, gateway: Gateway): http.RequestListen
 }
 
 /**
- * Listens on every client URL and serves gRPC (grpcServer, whose services are already added) and HTTP
- * on each. The grpc server must not be bound elsewhere; it is shut down by its owner (tryShutdown and
+ * Serves gRPC (grpcServer, whose services are already added) and HTTP on every client URL: on the
+ * listeners bound already (bindClientListeners, before the member opened its data dir), or bound here.
+ * The grpc server must not be bound elsewhere; it is shut down by its owner (tryShutdown and
  * forceShutdown reach the injected connections).
  */
-export async function serveClientUrls(s: EtcdServer, grpcServer: GrpcServer, urls: URL[]): Promise<ClientListeners> {
+export async function serveClientUrls(s: EtcdServer, grpcServer: GrpcServer, listen: URL[] | BoundListener[]): Promise<ClientListeners> {
   const maxRecvBytes = s.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES;
   // The gateway's bodies are bounded in bytes (etcd's gateway reads any body whole; its gRPC server then
   // refuses the message). A message at the gRPC limit is 4/3 of it in JSON with its bytes in base64;
@@ -92,8 +94,6 @@ export async function serveClientUrls(s: EtcdServer, grpcServer: GrpcServer, url
   const sockets = new Set<net.Socket>();
   const httpSockets = new WeakSet<net.Socket>();
   const isHttp = (sk: net.Socket) => httpSockets.has(sk);
-  const servers: net.Server[] = [];
-
   const route = (sock: net.Socket) => {
     sockets.add(sock);
     sock.once('close', () => sockets.delete(sock));
@@ -123,32 +123,21 @@ export async function serveClientUrls(s: EtcdServer, grpcServer: GrpcServer, url
     sock.on('error', onError);
   };
 
-  const ports: number[] = [];
+  let bound: BoundListener[];
   try {
-    for (const u of urls) {
-      const { host, port } = hostPort(u);
-      const srv = net.createServer(route);
-      await new Promise<void>((resolve, reject) => {
-        srv.once('error', reject);
-        srv.listen({ host, port }, () => {
-          srv.off('error', reject);
-          resolve();
-        });
-      });
-      servers.push(srv);
-      ports.push((srv.address() as net.AddressInfo).port);
-    }
+    bound = listen.length && listen[0] instanceof URL ? await bindClientListeners(listen as URL[]) : (listen as BoundListener[]);
   } catch (err) {
-    for (const srv of servers) srv.close();
     grpcServer.forceShutdown();
     throw err;
   }
-  gatewayOpts.target = gatewayTarget(urls[0], ports[0]);
+  for (const l of bound) l.serve(route);
+  const ports = bound.map((l) => l.port);
+  gatewayOpts.target = gatewayTarget(bound[0].url, ports[0]);
 
   return {
     ports,
     async close(graceMs = 1000) {
-      for (const srv of servers) srv.close();
+      for (const l of bound) void l.close();
       httpServer.close();
       httpServer.closeIdleConnections();
       gateway.close();
@@ -158,4 +147,9 @@ export async function serveClientUrls(s: EtcdServer, grpcServer: GrpcServer, url
       httpServer.closeAllConnections();
     },
   };
+}
+
+/** Binds the client URLs (their port default is etcd's 2379), for serveClientUrls. */
+export function bindClientListeners(urls: readonly URL[]): Promise<BoundListener[]> {
+  return bindListeners(urls, 'clients', 2379);
 }

@@ -1,5 +1,6 @@
 // The transport's options, their defaults and validation.
 
+import type { BoundListener } from '../../net/bound-listener';
 import type { Message, NodeId } from '../core/types';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -25,6 +26,11 @@ export interface PeerTransportOptions {
   clusterId: bigint;
   /** http://host:port; one listener each. Port 0 picks a free port (see PeerTransport.listenUrls). */
   listenUrls: URL[];
+  /**
+   * The listeners of listenUrls, bound already (before the member opened its data dir); their held
+   * connections are served from start. Without them the transport binds listenUrls itself.
+   */
+  listeners?: BoundListener[];
   /** Where received snapshot files are written (created if missing). */
   snapshotDir: string;
   /** Everything received from a peer, in order, one call per received batch. */

@@ -117,7 +117,22 @@ export class PeerTransport {
   private async start(): Promise<void> {
     await fs.mkdir(this.opts.snapshotDir, { recursive: true });
     await this.removeStaleTempFiles();
-    for (const raw of this.opts.listenUrls) {
+    if (this.opts.listeners) {
+      for (const l of this.opts.listeners) {
+        parsePeerUrl(l.url);
+        this.servers.push(l.server);
+        l.server.on('error', (err) => this.opts.log('error', `peer listener on ${l.url.href} failed: ${err.message}`));
+        const bound = new URL(l.url.href);
+        bound.port = String(l.port);
+        this.bound.push(bound);
+        l.serve((s) => {
+          s.setNoDelay(true);
+          this.accept(s);
+        });
+        this.opts.log('info', `listening for peers on ${bound.href}`, { memberId: hex(this.opts.selfId), clusterId: hex(this.opts.clusterId) });
+      }
+    }
+    for (const raw of this.opts.listeners ? [] : this.opts.listenUrls) {
       const url = parsePeerUrl(raw);
       const server = this.sockets.createServer((s) => this.accept(s));
       this.servers.push(server);
