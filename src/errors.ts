@@ -10,6 +10,18 @@ export const GrpcCode = {
 export type GrpcCodeValue = (typeof GrpcCode)[keyof typeof GrpcCode];
 
 /** An error with the gRPC status and message etcd answers with. */
+/** grpc-go's names of the status codes (codes.Code.String()). */
+export const CODE_NAMES = [
+  'OK', 'Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists',
+  'PermissionDenied', 'ResourceExhausted', 'FailedPrecondition', 'Aborted', 'OutOfRange', 'Unimplemented',
+  'Internal', 'Unavailable', 'DataLoss', 'Unauthenticated',
+];
+
+/** A gRPC status error's words as grpc-go writes them (etcd puts these in a refused watch's cancel reason). */
+export function grpcErrorString(err: { code: number; message: string }): string {
+  return `rpc error: code = ${CODE_NAMES[err.code] ?? `Code(${err.code})`} desc = ${err.message}`;
+}
+
 export class EtcdError extends Error {
   constructor(readonly code: GrpcCodeValue, message: string) {
     super(message);
@@ -84,3 +96,19 @@ export const Errors = {
   missingLeaderKey: e(C.UNKNOWN, '"leader" field must be provided'),
   canceled: e(C.CANCELLED, 'context canceled'),
 } as const;
+
+/**
+ * etcd's maintenance server (Defragment, Snapshot, Hash, HashKV) passes the auth package's errors on
+ * unconverted: clients see gRPC Unknown with the auth package's words ("auth: permission denied").
+ */
+const UNCONVERTED_AUTH = new Map<EtcdError, EtcdError>([
+  [Errors.permissionDenied, e(C.UNKNOWN, 'auth: permission denied')],
+  [Errors.userEmpty, e(C.UNKNOWN, 'auth: user name is empty')],
+  [Errors.userNotFound, e(C.UNKNOWN, 'auth: user not found')],
+  [Errors.invalidAuthToken, e(C.UNKNOWN, 'auth: invalid auth token')],
+]);
+
+/** The error as etcd's maintenance server answers it (see UNCONVERTED_AUTH); others unchanged. */
+export function asMaintenanceError(err: unknown): unknown {
+  return (err instanceof EtcdError && UNCONVERTED_AUTH.get(err)) || err;
+}

@@ -2,6 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { EtcdServer } from '../server/etcd-server';
 import * as c from '../wire/convert';
 import { answer } from './errors';
+import { withAuth } from './auth-context';
 
 type Call = grpc.ServerUnaryCall<any, any>;
 type Cb = grpc.sendUnaryData<any>;
@@ -10,10 +11,8 @@ type Cb = grpc.sendUnaryData<any>;
  * etcdserverpb.Auth: translation only. Each call hands the decoded request to the server (which hashes
  * passwords before proposing, proposes, and answers with what the auth store applied) and answers with a
  * header, as etcd's AuthServer; errors are etcd's codes and words (errors.ts).
- *
- * Auth is never enabled yet (issue #15, step 2: enforcement on every request comes first): AuthEnable is
- * not registered (gRPC answers UNIMPLEMENTED), so Authenticate answers etcd's "etcdserver: authentication is
- * not enabled" (clientv3 then goes on without a token, so clients configured with a user work).
+ * Every call but Authenticate carries the caller's token (withAuth): the server checks the root role where
+ * etcd does, before proposing and again when the entry is applied.
  */
 export function authService(s: EtcdServer): grpc.UntypedServiceImplementation {
   const withHeader = (p: Promise<Record<string, unknown>>) => p.then((r) => ({ header: c.header(s.header()), ...r }));
@@ -24,51 +23,54 @@ export function authService(s: EtcdServer): grpc.UntypedServiceImplementation {
       // While auth is off: "etcdserver: authentication is not enabled", before any password check (as etcd).
       answer(s, cb, () => withHeader(s.authenticate(str(call.request.name), str(call.request.password))));
     },
-    AuthDisable(_call: Call, cb: Cb) {
-      answer(s, cb, () => withHeader(s.authDisable()));
+    AuthEnable(call: Call, cb: Cb) {
+      answer(s, cb, () => withHeader(withAuth(s, call, (auth) => s.authEnable(auth))));
+    },
+    AuthDisable(call: Call, cb: Cb) {
+      answer(s, cb, () => withHeader(withAuth(s, call, (auth) => s.authDisable(auth))));
     },
     UserAdd(call: Call, cb: Cb) {
       const r = call.request;
-      answer(s, cb, () => withHeader(s.userAdd({ name: str(r.name), password: str(r.password), options: r.options ? { noPassword: !!r.options.noPassword } : null })));
+      answer(s, cb, () => withHeader(withAuth(s, call, (auth) => s.userAdd({ name: str(r.name), password: str(r.password), options: r.options ? { noPassword: !!r.options.noPassword } : null }, auth))));
     },
     UserGet(call: Call, cb: Cb) {
-      answer(s, cb, () => withHeader(s.userGet({ name: str(call.request.name) })));
+      answer(s, cb, () => withHeader(withAuth(s, call, (auth) => s.userGet({ name: str(call.request.name) }, auth))));
     },
-    UserList(_call: Call, cb: Cb) {
-      answer(s, cb, () => withHeader(s.userList()));
+    UserList(call: Call, cb: Cb) {
+      answer(s, cb, () => withHeader(withAuth(s, call, (auth) => s.userList(auth))));
     },
     UserDelete(call: Call, cb: Cb) {
-      answer(s, cb, () => withHeader(s.userDelete({ name: str(call.request.name) })));
+      answer(s, cb, () => withHeader(withAuth(s, call, (auth) => s.userDelete({ name: str(call.request.name) }, auth))));
     },
     UserChangePassword(call: Call, cb: Cb) {
-      answer(s, cb, () => withHeader(s.userChangePassword({ name: str(call.request.name), password: str(call.request.password) })));
+      answer(s, cb, () => withHeader(withAuth(s, call, (auth) => s.userChangePassword({ name: str(call.request.name), password: str(call.request.password) }, auth))));
     },
     UserGrantRole(call: Call, cb: Cb) {
-      answer(s, cb, () => withHeader(s.userGrantRole({ user: str(call.request.user), role: str(call.request.role) })));
+      answer(s, cb, () => withHeader(withAuth(s, call, (auth) => s.userGrantRole({ user: str(call.request.user), role: str(call.request.role) }, auth))));
     },
     UserRevokeRole(call: Call, cb: Cb) {
-      answer(s, cb, () => withHeader(s.userRevokeRole({ name: str(call.request.name), role: str(call.request.role) })));
+      answer(s, cb, () => withHeader(withAuth(s, call, (auth) => s.userRevokeRole({ name: str(call.request.name), role: str(call.request.role) }, auth))));
     },
     RoleAdd(call: Call, cb: Cb) {
-      answer(s, cb, () => withHeader(s.roleAdd({ name: str(call.request.name) })));
+      answer(s, cb, () => withHeader(withAuth(s, call, (auth) => s.roleAdd({ name: str(call.request.name) }, auth))));
     },
     RoleGet(call: Call, cb: Cb) {
-      answer(s, cb, () => withHeader(s.roleGet({ role: str(call.request.role) })));
+      answer(s, cb, () => withHeader(withAuth(s, call, (auth) => s.roleGet({ role: str(call.request.role) }, auth))));
     },
-    RoleList(_call: Call, cb: Cb) {
-      answer(s, cb, () => withHeader(s.roleList()));
+    RoleList(call: Call, cb: Cb) {
+      answer(s, cb, () => withHeader(withAuth(s, call, (auth) => s.roleList(auth))));
     },
     RoleDelete(call: Call, cb: Cb) {
-      answer(s, cb, () => withHeader(s.roleDelete({ role: str(call.request.role) })));
+      answer(s, cb, () => withHeader(withAuth(s, call, (auth) => s.roleDelete({ role: str(call.request.role) }, auth))));
     },
     RoleGrantPermission(call: Call, cb: Cb) {
       const p = call.request.perm;
       const perm = p ? { permType: Number(p.permType ?? 0), key: bytes(p.key), rangeEnd: bytes(p.rangeEnd) } : null;
-      answer(s, cb, () => withHeader(s.roleGrantPermission({ name: str(call.request.name), perm })));
+      answer(s, cb, () => withHeader(withAuth(s, call, (auth) => s.roleGrantPermission({ name: str(call.request.name), perm }, auth))));
     },
     RoleRevokePermission(call: Call, cb: Cb) {
       const r = call.request;
-      answer(s, cb, () => withHeader(s.roleRevokePermission({ role: str(r.role), key: bytes(r.key), rangeEnd: bytes(r.rangeEnd) })));
+      answer(s, cb, () => withHeader(withAuth(s, call, (auth) => s.roleRevokePermission({ role: str(r.role), key: bytes(r.key), rangeEnd: bytes(r.rangeEnd) }, auth))));
     },
   };
 }

@@ -1,6 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { EtcdServer, Member } from '../server/etcd-server';
 import { answer } from './errors';
+import { withAuth } from './auth-context';
 
 type Call = grpc.ServerUnaryCall<any, any>;
 type Cb = grpc.sendUnaryData<any>;
@@ -20,7 +21,7 @@ export function clusterService(s: EtcdServer): grpc.UntypedServiceImplementation
     },
     MemberAdd(call: Call, cb: Cb) {
       answer(s, cb, () =>
-        s.addMember(urls(call.request.peerURLs), !!call.request.isLearner).then((r) => ({
+        withAuth(s, call, (auth) => s.addMember(urls(call.request.peerURLs), !!call.request.isLearner, auth)).then((r) => ({
           header: header(),
           member: { ID: r.member.id.toString(), peerURLs: r.member.peerUrls, isLearner: r.member.isLearner },
           members: r.members.map(wireMember),
@@ -28,13 +29,13 @@ export function clusterService(s: EtcdServer): grpc.UntypedServiceImplementation
       );
     },
     MemberRemove(call: Call, cb: Cb) {
-      answer(s, cb, () => s.removeMember(id(call.request.ID)).then((ms) => ({ header: header(), members: ms.map(wireMember) })));
+      answer(s, cb, () => withAuth(s, call, (auth) => s.removeMember(id(call.request.ID), auth)).then((ms) => ({ header: header(), members: ms.map(wireMember) })));
     },
     MemberUpdate(call: Call, cb: Cb) {
-      answer(s, cb, () => s.updateMember(id(call.request.ID), urls(call.request.peerURLs)).then((ms) => ({ header: header(), members: ms.map(wireMember) })));
+      answer(s, cb, () => withAuth(s, call, (auth) => s.updateMember(id(call.request.ID), urls(call.request.peerURLs), auth)).then((ms) => ({ header: header(), members: ms.map(wireMember) })));
     },
     MemberPromote(call: Call, cb: Cb) {
-      answer(s, cb, () => s.promoteMember(id(call.request.ID)).then((ms) => ({ header: header(), members: ms.map(wireMember) })));
+      answer(s, cb, () => withAuth(s, call, (auth) => s.promoteMember(id(call.request.ID), auth)).then((ms) => ({ header: header(), members: ms.map(wireMember) })));
     },
   };
 }

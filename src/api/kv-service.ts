@@ -4,6 +4,7 @@ import type { PutRequest } from '../mvcc/types';
 import type { EtcdServer } from '../server/etcd-server';
 import * as c from '../wire/convert';
 import { answer } from './errors';
+import { withAuth } from './auth-context';
 import { WIRE_SIZE } from './proto';
 import { encodePutResponse, encodeRangeResponse, encodeStoredRangeResponse, encodeTxnResponse } from '../wire/kv-codec';
 
@@ -21,39 +22,41 @@ export function kvService(s: EtcdServer): grpc.UntypedServiceImplementation {
   };
   return {
     Range(call: Call, cb: Cb) {
-      answer(s, cb, () => {
+      answer(s, cb, () => withAuth(s, call, (auth) => {
         const req = c.rangeRequest(call.request);
         const run = () => {
-          const stored = s.rangeStored(req, true);
+          const stored = s.rangeStored(req, true, auth);
           if (stored) return encodeStoredRangeResponse(s.header(stored.revision), stored.kvs, stored.more, stored.count);
-          const out = s.range(req, true);
+          const out = s.range(req, true, auth);
           const encode = (r: Awaited<typeof out>) => encodeRangeResponse(s.header(r.revision), r.kvs, r.more, r.count);
           return out instanceof Promise ? out.then(encode) : encode(out);
         };
         // A linearizable read waits for its read index first (none needed on a sole voter).
         const barrier = s.readBarrier(req.serializable);
         return barrier ? barrier.then(run) : run();
-      });
+      }));
     },
     Put(call: Call, cb: Cb) {
       answer(s, cb, () => {
         checkSize(call.request);
         // Decoded by hand into the server's PutRequest already (see grpc-server.ts).
-        return s.put(call.request as PutRequest).then((r) => encodePutResponse(s.header(r.revision), r.prevKv));
+        return withAuth(s, call, (auth) => s.put(call.request as PutRequest, auth).then((r) => encodePutResponse(s.header(r.revision), r.prevKv)));
       });
     },
     DeleteRange(call: Call, cb: Cb) {
       answer(s, cb, () => {
         checkSize(call.request);
-        return s.deleteRange(c.deleteRangeRequest(call.request)).then((r) => c.deleteRangeResponse(r, c.header(s.header(r.revision))));
+        return withAuth(s, call, (auth) => s.deleteRange(c.deleteRangeRequest(call.request), auth)).then((r) => c.deleteRangeResponse(r, c.header(s.header(r.revision))));
       });
     },
     Txn(call: Call, cb: Cb) {
       answer(s, cb, () => {
         checkSize(call.request);
-        const out = s.txn(c.txnRequest(call.request));
-        const encode = (r: Awaited<typeof out>) => encodeTxnResponse(s.header(r.revision), r);
-        return out instanceof Promise ? out.then(encode) : encode(out);
+        return withAuth(s, call, (auth) => {
+          const out = s.txn(c.txnRequest(call.request), auth);
+          const encode = (r: Awaited<typeof out>) => encodeTxnResponse(s.header(r.revision), r);
+          return out instanceof Promise ? out.then(encode) : encode(out);
+        });
       });
     },
     Compact(call: Call, cb: Cb) {

@@ -4,6 +4,7 @@ import type { EtcdServer } from '../server/etcd-server';
 import * as c from '../wire/convert';
 import { answer } from './errors';
 import { INVALID, type Invalid } from './proto';
+import { withAuth } from './auth-context';
 
 type Call = grpc.ServerUnaryCall<any, any>;
 type Cb = grpc.sendUnaryData<any>;
@@ -22,13 +23,13 @@ export function leaseService(s: EtcdServer): grpc.UntypedServiceImplementation {
     },
 
     LeaseRevoke(call: Call, cb: Cb) {
-      answer(s, cb, () => s.leaseRevoke(BigInt(call.request.ID ?? 0)).then((rev) => ({ header: c.header(s.header(rev)) })));
+      answer(s, cb, () => withAuth(s, call, (auth) => s.leaseRevoke(BigInt(call.request.ID ?? 0), auth)).then((rev) => ({ header: c.header(s.header(rev)) })));
     },
 
     LeaseTimeToLive(call: Call, cb: Cb) {
       answer(s, cb, () => {
         const id = BigInt(call.request.ID ?? 0);
-        return s.leaseTimeToLive(id, !!call.request.keys).then((t) =>
+        return withAuth(s, call, (auth) => s.leaseTimeToLive(id, !!call.request.keys, auth)).then((t) =>
           // An unknown lease is not an error here: etcd answers TTL -1.
           t ? { header: c.header(s.header()), ID: id.toString(), TTL: t.ttl, grantedTTL: t.grantedTtl, keys: t.keys }
             : { header: c.header(s.header()), ID: id.toString(), TTL: -1 },

@@ -4,6 +4,7 @@ import { Concurrency, type LeaderKey } from '../server/concurrency';
 import type { EtcdServer } from '../server/etcd-server';
 import * as c from '../wire/convert';
 import { answer, toServiceError } from './errors';
+import { withAuth } from './auth-context';
 
 type Call = grpc.ServerUnaryCall<any, any>;
 type Cb = grpc.sendUnaryData<any>;
@@ -33,12 +34,13 @@ export function lockService(s: EtcdServer): grpc.UntypedServiceImplementation {
   const cc = new Concurrency(s);
   return {
     Lock(call: Call, cb: Cb) {
-      answer(s, cb, () =>
-        cc.lock(call.request.name, BigInt(call.request.lease ?? 0), callSignal(call)).catch(asInnerClientError).then((r) => ({ header: c.header(s.header(r.revision)), key: r.key })),
-      );
+      const signal = callSignal(call);
+      answer(s, cb, () => withAuth(s, call, (auth) =>
+        cc.lock(call.request.name, BigInt(call.request.lease ?? 0), signal, auth).catch(asInnerClientError).then((r) => ({ header: c.header(s.header(r.revision)), key: r.key })),
+      ));
     },
     Unlock(call: Call, cb: Cb) {
-      answer(s, cb, () => cc.unlock(call.request.key).catch(asInnerClientError).then((rev) => ({ header: c.header(s.header(rev)) })));
+      answer(s, cb, () => withAuth(s, call, (auth) => cc.unlock(call.request.key, auth).catch(asInnerClientError).then((rev) => ({ header: c.header(s.header(rev)) }))));
     },
   };
 }
@@ -49,34 +51,35 @@ export function electionService(s: EtcdServer): grpc.UntypedServiceImplementatio
   return {
     Campaign(call: Call, cb: Cb) {
       const r = call.request;
-      answer(s, cb, () =>
-        cc.campaign(r.name, BigInt(r.lease ?? 0), r.value, callSignal(call)).catch(asInnerClientError).then((out) => ({
+      const signal = callSignal(call);
+      answer(s, cb, () => withAuth(s, call, (auth) =>
+        cc.campaign(r.name, BigInt(r.lease ?? 0), r.value, signal, auth).catch(asInnerClientError).then((out) => ({
           header: c.header(s.header(out.revision)),
           leader: leaderToWire(out.leader),
         })),
-      );
+      ));
     },
     Proclaim(call: Call, cb: Cb) {
       answer(s, cb, () => {
         if (!call.request.leader) throw Errors.missingLeaderKey;
-        return cc.proclaim(leaderFromWire(call.request.leader), call.request.value).catch(asInnerClientError).then((rev) => ({ header: c.header(s.header(rev)) }));
+        return withAuth(s, call, (auth) => cc.proclaim(leaderFromWire(call.request.leader), call.request.value, auth).catch(asInnerClientError).then((rev) => ({ header: c.header(s.header(rev)) })));
       });
     },
     Resign(call: Call, cb: Cb) {
       answer(s, cb, () => {
         if (!call.request.leader) throw Errors.missingLeaderKey;
-        return cc.resign(leaderFromWire(call.request.leader)).catch(asInnerClientError).then((rev) => ({ header: c.header(s.header(rev)) }));
+        return withAuth(s, call, (auth) => cc.resign(leaderFromWire(call.request.leader), auth).catch(asInnerClientError).then((rev) => ({ header: c.header(s.header(rev)) })));
       });
     },
     Leader(call: Call, cb: Cb) {
-      answer(s, cb, () => {
-        const l = cc.leader(call.request.name);
+      answer(s, cb, () => withAuth(s, call, (auth) => {
+        const l = cc.leader(call.request.name, auth);
         return { header: c.header(s.header(l.revision)), kv: c.keyValue(l.kv) };
-      });
+      }));
     },
     Observe(call: grpc.ServerWritableStream<any, any>) {
       const signal = callSignal(call);
-      cc.observe(call.request.name, (rev, kv) => call.write({ header: c.header(s.header(rev)), kv: c.keyValue(kv) }), signal).then(
+      Promise.resolve(withAuth(s, call, (auth) => cc.observe(call.request.name, (rev, kv) => call.write({ header: c.header(s.header(rev)), kv: c.keyValue(kv) }), signal, auth))).then(
         () => call.end(),
         (err) => {
           if (!signal.aborted) call.emit('error', toServiceError(s, err));

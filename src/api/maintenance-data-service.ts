@@ -2,6 +2,8 @@ import type * as grpc from '@grpc/grpc-js';
 import type { EtcdServer } from '../server/etcd-server';
 import * as c from '../wire/convert';
 import { answer, toServiceError } from './errors';
+import { asMaintenanceError } from '../errors';
+import { withAuth } from './auth-context';
 
 /** etcd sends snapshots in messages of this size (maintenance.go snapshotSendBufferSize). */
 const SEND_BYTES = 32 * 1024;
@@ -9,14 +11,14 @@ const SEND_BYTES = 32 * 1024;
 /** Maintenance's Defragment and Snapshot: the calls that move the whole backend. */
 export function maintenanceDataService(s: EtcdServer): grpc.UntypedServiceImplementation {
   return {
-    Defragment(_call: grpc.ServerUnaryCall<any, any>, cb: grpc.sendUnaryData<any>) {
-      answer(s, cb, () => s.defragment().then(() => ({ header: c.header(s.header()) })));
+    Defragment(call: grpc.ServerUnaryCall<any, any>, cb: grpc.sendUnaryData<any>) {
+      answer(s, cb, () => Promise.resolve().then(() => withAuth(s, call, (auth) => s.defragment(auth))).catch((err) => { throw asMaintenanceError(err); }).then(() => ({ header: c.header(s.header()) })));
     },
 
     Snapshot(call: grpc.ServerWritableStream<any, any>) {
       void (async () => {
         try {
-          const snap = await s.snapshot();
+          const snap = await withAuth(s, call, (auth) => s.snapshot(auth));
           let sent = 0;
           const header = c.header(s.header());
           try {
@@ -46,7 +48,7 @@ export function maintenanceDataService(s: EtcdServer): grpc.UntypedServiceImplem
           }
           call.end();
         } catch (err) {
-          call.emit('error', toServiceError(s, err));
+          call.emit('error', toServiceError(s, asMaintenanceError(err)));
         }
       })();
     },

@@ -1,11 +1,12 @@
 import type * as grpc from '@grpc/grpc-js';
-import { Errors } from '../errors';
+import { asMaintenanceError, Errors } from '../errors';
 import { AlarmType } from '../server/alarms';
 import { AlarmAction } from '../server/applier';
 import { ETCD_COMPAT_VERSION } from '../server/config';
 import type { EtcdServer } from '../server/etcd-server';
 import * as c from '../wire/convert';
 import { answer } from './errors';
+import { withAuth } from './auth-context';
 
 type Call = grpc.ServerUnaryCall<any, any>;
 type Cb = grpc.sendUnaryData<any>;
@@ -42,20 +43,25 @@ export function maintenanceService(s: EtcdServer): grpc.UntypedServiceImplementa
         }));
       });
     },
-    Hash(_call: Call, cb: Cb) {
-      // As etcd: the revision is read once the hash is done.
-      answer(s, cb, () => s.hash().then((h) => ({ header: c.header(s.header(h.revision)), hash: h.hash })));
+    Hash(call: Call, cb: Cb) {
+      // As etcd: the revision is read once the hash is done. Hash, HashKV, Defragment and Snapshot need root.
+      answer(s, cb, () => withAuth(s, call, (auth) => s.hash(auth)).catch(rethrowForMaintenance).then((h) => ({ header: c.header(s.header(h.revision)), hash: h.hash })));
     },
     MoveLeader(call: Call, cb: Cb) {
       // etcd's answer is an empty MoveLeaderResponse (no header), once the transferee leads.
-      answer(s, cb, () => s.moveLeader(BigInt.asUintN(64, BigInt(call.request.targetID ?? 0))).then(() => ({})));
+      answer(s, cb, () => withAuth(s, call, (auth) => s.moveLeader(BigInt.asUintN(64, BigInt(call.request.targetID ?? 0)), auth)).then(() => ({})));
     },
     HashKV(call: Call, cb: Cb) {
       answer(s, cb, () =>
-        s.hashKV(Number(call.request.revision ?? 0)).then((r) => ({ header: c.header(s.header(r.revision)), hash: r.hash, compactRevision: r.compactRevision })),
+        withAuth(s, call, (auth) => s.hashKV(Number(call.request.revision ?? 0), auth)).catch(rethrowForMaintenance).then((r) => ({ header: c.header(s.header(r.revision)), hash: r.hash, compactRevision: r.compactRevision })),
       );
     },
   };
+}
+
+/** etcd's maintenance server answers its auth checks' errors unconverted (errors.ts). */
+function rethrowForMaintenance(err: unknown): never {
+  throw asMaintenanceError(err);
 }
 
 function alarmName(a: number): string {

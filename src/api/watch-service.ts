@@ -5,6 +5,8 @@ import type { EtcdServer } from '../server/etcd-server';
 import { EventType, eventKvBytes, type WatchBatch, type WatchEvent, type Watcher, type WatchSink } from '../watch/hub';
 import { encodeEvent, encodeHeader, encodeWatchResponse, watchResponseSize, type WatchResponseFields } from '../wire/watch-codec';
 import { INVALID, type Invalid } from './proto';
+import { Errors, EtcdError, grpcErrorString } from '../errors';
+import type { AuthContext } from '../server/etcd-server';
 
 /** Responses a stream may hold unsent before its watchers are set aside as slow (etcd: chanBufLen). */
 const MAX_QUEUED = 1024;
@@ -23,6 +25,11 @@ const MAX_QUEUED_BYTES = 2 * 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 /** clientv3.InvalidWatchID: the id of responses that belong to no watcher. */
 const INVALID_WATCH_ID = -1n;
+/**
+ * Requests a stream may have waiting behind a create whose token is being verified (auth on): past it
+ * the stream's requests are held back by flow control until they have been handled.
+ */
+const MAX_WAITING_REQUESTS = 1024;
 
 /**
  * What a watch stream ends with when the server stops: etcd's gRPC server closes its transports under
@@ -88,6 +95,13 @@ class WatchSession implements WatchSink {
   private requestsHeld = false;
   private closed = false;
   private readonly progressTimer: NodeJS.Timeout;
+  /**
+   * Requests handled in order after a create that waits for its token to be verified (auth on: a JWT
+   * is checked asynchronously); undefined when none waits, as always while auth is off.
+   */
+  private waiting: Promise<void> | undefined;
+  private waitingCount = 0;
+  private heldForWaiting = false;
 
   constructor(
     private readonly s: EtcdServer,
@@ -107,6 +121,32 @@ class WatchSession implements WatchSink {
 
   private onRequest(req: any): void {
     if (this.closed) return;
+    if (this.waiting) return this.after(() => this.handle(req));
+    const pending = this.handle(req);
+    if (pending) this.after(() => pending);
+  }
+
+  /** Runs next once every request before it has been handled. */
+  private after(run: () => void | Promise<void>): void {
+    this.waitingCount++;
+    if (this.waitingCount > MAX_WAITING_REQUESTS && !this.heldForWaiting) {
+      this.heldForWaiting = true;
+      this.holdRequests(true);
+    }
+    this.waiting = (this.waiting ?? Promise.resolve())
+      .then(() => (this.closed ? undefined : run()))
+      .finally(() => {
+        if (--this.waitingCount > 0) return;
+        this.waiting = undefined;
+        if (this.heldForWaiting) {
+          this.heldForWaiting = false;
+          if (!this.requestsHeld) this.holdRequests(false);
+        }
+      });
+  }
+
+  /** One request; a promise when it must finish before the next is handled. */
+  private handle(req: any): void | Promise<void> {
     const invalid = req?.[INVALID] as Invalid | undefined;
     if (invalid) {
       this.close();
@@ -123,7 +163,18 @@ class WatchSession implements WatchSink {
     }
   }
 
-  private create(c: any): void {
+  /**
+   * A create, as etcd's recvLoop: while auth is on, the stream's token must allow reading the range
+   * (etcd's isWatchPermitted, checked for every create), else the create is refused with the gRPC error's
+   * words as the cancel reason.
+   */
+  private create(c: any): void | Promise<void> {
+    const ctx = this.s.authContext((this.call as unknown as { token?: string }).token || undefined);
+    if (!ctx) return this.createPermitted(c, undefined);
+    return ctx.then((auth) => this.createPermitted(c, auth), (err) => this.createPermitted(c, undefined, err));
+  }
+
+  private createPermitted(c: any, auth: AuthContext | undefined, tokenError?: unknown): void {
     const key = (c.key?.length ? c.key : Buffer.from([0])) as Buffer;
     const rangeEnd = (c.rangeEnd ?? Buffer.alloc(0)) as Buffer;
     const end = rangeEnd.length === 0 ? undefined : rangeEnd.length === 1 && rangeEnd[0] === 0 ? '' : rangeEnd.toString('latin1');
@@ -131,6 +182,10 @@ class WatchSession implements WatchSink {
     const rev = this.s.currentRevision();
     const refuse = (reason: string) =>
       this.enqueue({ header: this.s.header(rev), watchId: INVALID_WATCH_ID, created: true, canceled: true, cancelReason: reason });
+    if (auth || tokenError) {
+      const err = tokenError ?? this.s.watchPermission(auth, key, rangeEnd.length ? rangeEnd : undefined);
+      if (err) return refuse(grpcErrorString(err instanceof EtcdError ? err : Errors.permissionDenied));
+    }
     if (end !== undefined && end !== '' && skey >= end) return refuse('mvcc: watcher range is empty');
     let id = BigInt(c.watchId ?? 0);
     if (id === 0n) {
@@ -270,7 +325,7 @@ class WatchSession implements WatchSink {
       this.head = 0;
       if (this.requestsHeld) {
         this.requestsHeld = false;
-        this.holdRequests(false);
+        if (!this.heldForWaiting) this.holdRequests(false);
       }
       if (this.hasVictims && !this.blocked) {
         // Drained: the watchers set aside catch up from history now.

@@ -2,9 +2,10 @@ import { Errors } from '../errors';
 import { isReadOnly, type KV } from '../mvcc/kv';
 import type { DeleteRangeResponse, PutResponse, TxnResponse } from '../mvcc/types';
 import { AlarmType, type Alarm, type AlarmStore } from './alarms';
-import type { AuthRequest, InternalRequest } from './internal-request';
+import { ADMIN_AUTH_KINDS, type AuthRequest, type InternalRequest } from './internal-request';
 import type { Lessor } from '../lease/lessor';
-import type { AuthStore } from '../auth';
+import type { AuthInfo, AuthStore } from '../auth';
+import { WriteAuthChecks } from './auth-checks';
 
 export const AlarmAction = { GET: 0, ACTIVATE: 1, DEACTIVATE: 2 } as const;
 
@@ -27,11 +28,23 @@ export type ApplyResult =
  * Errors it throws are the request's answer (etcd's apply errors); the entry stays applied.
  */
 export class Applier {
-  constructor(private readonly kv: KV, private readonly alarms: AlarmStore, private readonly lessor: Lessor, private readonly authStore: AuthStore) {}
+  private readonly checks: WriteAuthChecks;
+
+  constructor(private readonly kv: KV, private readonly alarms: AlarmStore, private readonly lessor: Lessor, private readonly authStore: AuthStore) {
+    this.checks = new WriteAuthChecks(authStore, lessor);
+  }
 
   /** Member attributes are the server's (membership), not the state machine's. */
-  /** index: the entry's log index (a simple token ends with it). */
-  apply(r: Exclude<InternalRequest, { memberAttributes: unknown }>, index = 0): ApplyResult {
+  /**
+   * index: the entry's log index (a simple token ends with it). auth: while auth is on, the user and auth
+   * revision the entry's header carries (etcd's authApplierV3 checks them before anything else, quota
+   * included); undefined while auth is off.
+   */
+  apply(r: Exclude<InternalRequest, { memberAttributes: unknown }>, index = 0, auth?: AuthInfo): ApplyResult {
+    if (auth) {
+      const refused = this.checkAuth(r, auth);
+      if (refused) throw refused;
+    }
     if ('put' in r) {
       if (this.alarms.has(AlarmType.NOSPACE)) throw Errors.noSpace;
       return this.kv.put(r.put);
@@ -80,6 +93,22 @@ export class Applier {
       default:
         return { alarms: this.alarms.list().filter((x) => a.alarm === AlarmType.NONE || x.alarm === a.alarm) };
     }
+  }
+
+  /** etcd's authApplierV3: the permission a request needs, checked as the entry is applied. */
+  private checkAuth(r: Exclude<InternalRequest, { memberAttributes: unknown }>, info: AuthInfo) {
+    if ('put' in r) return this.checks.put(info, r.put);
+    if ('deleteRange' in r) return this.checks.deleteRange(info, r.deleteRange);
+    if ('txn' in r) return this.checks.txn(info, r.txn);
+    if ('leaseRevoke' in r) return this.checks.leasePuts(info, r.leaseRevoke.id);
+    if (!('auth' in r)) return undefined;
+    const as = this.authStore;
+    const kind = r.auth.kind;
+    if (ADMIN_AUTH_KINDS.has(kind)) return as.isAdminPermitted(info);
+    // A user may read itself, and the roles it has.
+    if (kind === 'authUserGet' && r.auth.req.name !== info.username) return as.isAdminPermitted(info);
+    if (kind === 'authRoleGet' && !as.hasRole(info.username, String(r.auth.req.role ?? ''))) return as.isAdminPermitted(info);
+    return undefined;
   }
 
   /** etcd's applierV3backend Auth* calls: the auth store's, in log order (synchronous, deterministic). */

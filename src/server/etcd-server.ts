@@ -25,7 +25,7 @@ import { Reconfiguration } from './reconfiguration';
 import { lockDataDir, type DataDirLock } from './data-dir-lock';
 import { ProposalWaiters } from './proposals';
 import { ReadIndexer } from './read-index';
-import { readRequestId, RequestIdGenerator } from './request-id';
+import { readRequestAuth, readRequestId, RequestIdGenerator } from './request-id';
 import { describeRequest, isSlow, jsonLog, warnSlow, type LogLine } from './slow-log';
 import { checkDelete, checkPut, checkRange, checkTxn } from './validate';
 import { WatchHub, type WatchOptions, type WatchSink, type Watcher } from '../watch/hub';
@@ -36,11 +36,12 @@ import { newAutoCompactor, parseCompactionRetention, type Clock } from './auto-c
 import type { BoundListener } from '../net/bound-listener';
 import { LeaseForwarder } from './lease-forwarding';
 import {
-  AuthStore, newTokenProvider, type AuthInfo,
+  AuthStore, newTokenProvider, ROOT_USER, type AuthInfo,
   type NameRequest, type RoleGrantPermissionRequest, type RoleRequest, type RoleRevokePermissionRequest,
   type UserAddRequest, type UserChangePasswordRequest, type UserGrantRoleRequest, type UserRevokeRoleRequest,
 } from '../auth';
-import type { AuthKind } from './internal-request';
+import { ADMIN_AUTH_KINDS, type AuthKind } from './internal-request';
+import { WriteAuthChecks } from './auth-checks';
 import type { EtcdError } from '../errors';
 
 /**
@@ -52,12 +53,6 @@ import type { EtcdError } from '../errors';
 export interface AuthContext {
   info: AuthInfo | undefined;
 }
-
-/** Auth requests that need the root role (etcd's needAdminPermission); UserGet / RoleGet have their own rule. */
-const ADMIN_AUTH_KINDS = new Set<AuthKind>([
-  'authEnable', 'authDisable', 'authUserAdd', 'authUserDelete', 'authUserChangePassword', 'authUserGrantRole', 'authUserRevokeRole',
-  'authRoleAdd', 'authRoleGrantPermission', 'authRoleRevokePermission', 'authRoleDelete', 'authUserList', 'authRoleList',
-]);
 
 /** etcd's estimate of a put's cost beyond its key and value (quota.go). */
 const KV_OVERHEAD = 256;
@@ -157,6 +152,8 @@ export class EtcdServer {
   /** Reads waiting for the applied index to reach theirs, in no particular order (few: one per read round). */
   private appliedWaiters: { index: number; resolve: () => void }[] = [];
   private readonly sweepTimer: NodeJS.Timeout;
+  /** Writes' permission checks before proposing (the applier makes them again). */
+  private readonly writeChecks: WriteAuthChecks;
   private readonly requestTimeoutMs: number;
   private leaderElectedAt = 0;
   private leaderChanges = 0;
@@ -182,6 +179,7 @@ export class EtcdServer {
     this.kv = new KV(store);
     this.watchHub = new WatchHub(store);
     this.applier = new Applier(this.kv, alarms, lessor, authStore);
+    this.writeChecks = new WriteAuthChecks(authStore, lessor);
     this.applied = consistentIndex;
     this.ids = new RequestIdGenerator(this.memberId, Date.now());
     this.nextLeaseId = ((this.memberId & 0xffffn) << 48n) | ((BigInt(Date.now()) << 8n) & ((1n << 48n) - 1n));
@@ -547,30 +545,30 @@ export class EtcdServer {
   put(req: PutRequest, auth?: AuthContext): Promise<PutResponse> {
     this.assertServing();
     checkPut(req);
-    if (auth) this.checkPutAuth(auth, req);
+    if (auth) this.deny(this.writeChecks.put(auth.info, req));
     this.checkQuota(KV_OVERHEAD + req.key.length + req.value.length);
-    return this.propose({ put: req }) as Promise<PutResponse>;
+    return this.propose({ put: req }, auth) as Promise<PutResponse>;
   }
 
   deleteRange(req: DeleteRangeRequest, auth?: AuthContext): Promise<DeleteRangeResponse> {
     this.assertServing();
     checkDelete(req);
-    if (auth) this.checkDeleteAuth(auth, req);
-    return this.propose({ deleteRange: req }) as Promise<DeleteRangeResponse>;
+    if (auth) this.deny(this.writeChecks.deleteRange(auth.info, req));
+    return this.propose({ deleteRange: req }, auth) as Promise<DeleteRangeResponse>;
   }
 
   txn(req: TxnRequest, auth?: AuthContext): Promise<TxnResponse> | TxnResponse {
     if (this.gate) return this.gate.then(() => this.txn(req, auth));
     this.assertServing();
     checkTxn(req, this.cfg.maxTxnOps);
-    if (auth) this.checkTxnAuth(auth, req);
+    if (auth) this.deny(this.writeChecks.txn(auth.info, req));
     if (isReadOnly(req)) {
       // etcd serves read-only txns without a proposal; linearizable unless every range is serializable.
       if (!txnSerializable(req) && !this.readable()) return this.readIndexer.read().then(() => this.kv.txn(req));
       return this.kv.txn(req);
     }
     this.checkQuota(txnCost(req));
-    return this.propose({ txn: req }) as Promise<TxnResponse>;
+    return this.propose({ txn: req }, auth) as Promise<TxnResponse>;
   }
 
   /** Compaction; with physical, answers only once the old revisions are gone from the backend. */
@@ -601,13 +599,18 @@ export class EtcdServer {
   }
 
   /**
-   * Whether a client may watch [key, end) (etcd's isWatchPermitted: read permission over the range). The
-   * watch service asks before creating a watcher; refused, etcd answers the create with a canceled
-   * response whose reason is "etcdserver: permission denied".
+   * Why a client may not watch [key, end), or undefined if it may (etcd's isWatchPermitted: read
+   * permission over the range). The watch service asks before creating a watcher; refused, etcd answers
+   * the create with a canceled response whose reason is the error's gRPC words.
    */
-  watchPermitted(auth: AuthContext | undefined, key: Buffer, end: Buffer | undefined): boolean {
-    if (!auth || !this.authStore.isAuthEnabled()) return true;
-    return this.authStore.isRangePermitted(auth.info, key, end) === undefined;
+  watchPermission(auth: AuthContext | undefined, key: Buffer, end: Buffer | undefined): EtcdError | undefined {
+    if (!auth) return undefined;
+    return this.authStore.isRangePermitted(auth.info, key, end);
+  }
+
+  /** Throws etcd's error unless the client may read [key, end) (lock and election reads). */
+  checkReadPermission(auth: AuthContext | undefined, key: Buffer, end: Buffer | undefined): void {
+    if (auth) this.deny(this.authStore.isRangePermitted(auth.info, key, end));
   }
 
   watch(id: bigint, key: string, end: string | undefined, startRev: number, opts: WatchOptions, sink: WatchSink): Watcher {
@@ -656,8 +659,8 @@ export class EtcdServer {
   async leaseRevoke(id: bigint, auth?: AuthContext): Promise<number> {
     this.assertServing();
     // etcd's checkLeasePuts: write permission on every key attached to the lease.
-    if (auth) for (const k of this.lessor.leases.get(id)?.keys ?? []) this.deny(this.authStore.isPutPermitted(auth.info, Buffer.from(k, 'latin1')));
-    return ((await this.propose({ leaseRevoke: { id } })) as { revision: number }).revision;
+    if (auth) this.deny(this.writeChecks.leasePuts(auth.info, id));
+    return ((await this.propose({ leaseRevoke: { id } }, auth)) as { revision: number }).revision;
   }
 
   /** Keep-alive: the leader renews (no log entry, as etcd); a follower forwards to it. Returns the TTL. */
@@ -686,7 +689,7 @@ export class EtcdServer {
     for (const lease of this.lessor.expired(2500)) {
       // If the revoke does not get through, look at the lease again in a while.
       this.lessor.retryLater(lease, 3000);
-      this.propose({ leaseRevoke: { id: lease.id } }).catch(() => {});
+      this.propose({ leaseRevoke: { id: lease.id } }, this.asRoot()).catch(() => {});
     }
   }
 
@@ -807,28 +810,13 @@ export class EtcdServer {
     if (auth) this.deny(this.authStore.isAdminPermitted(auth.info));
   }
 
-  /** etcd's authApplierV3.Put: write permission on the key; read too when the previous value is asked for. */
-  private checkPutAuth(auth: AuthContext, req: PutRequest): void {
-    this.deny(this.authStore.isPutPermitted(auth.info, req.key));
-    if (req.prevKv) this.deny(this.authStore.isRangePermitted(auth.info, req.key));
-  }
-
-  private checkDeleteAuth(auth: AuthContext, req: DeleteRangeRequest): void {
-    if (req.prevKv) this.deny(this.authStore.isRangePermitted(auth.info, req.key, req.rangeEnd));
-    this.deny(this.authStore.isDeleteRangePermitted(auth.info, req.key, req.rangeEnd));
-  }
-
-  /** etcd's checkTxnAuth: every compare's range (read), then every request of both branches; nested txns too. */
-  private checkTxnAuth(auth: AuthContext, t: TxnRequest): void {
-    for (const c of t.compare) this.deny(this.authStore.isRangePermitted(auth.info, c.key, c.rangeEnd));
-    for (const ops of [t.success, t.failure]) {
-      for (const op of ops) {
-        if ('range' in op) this.deny(this.authStore.isRangePermitted(auth.info, op.range.key, op.range.rangeEnd));
-        else if ('put' in op) this.checkPutAuth(auth, op.put);
-        else if ('deleteRange' in op) this.checkDeleteAuth(auth, op.deleteRange);
-        else this.checkTxnAuth(auth, op.txn);
-      }
-    }
+  /**
+   * The server's own requests that the auth applier checks (an expired lease's revoke), while auth is on:
+   * as root at the store's revision, as etcd's authStore.WithRoot.
+   */
+  private asRoot(): AuthContext | undefined {
+    if (!this.authStore.isAuthEnabled()) return undefined;
+    return { info: { username: ROOT_USER, revision: this.authStore.revision } };
   }
 
   /** One auth request through the log; its response fields once applied here. */
@@ -842,7 +830,7 @@ export class EtcdServer {
       else if (kind === 'authUserGet' && notAdmin && (req as { name?: string }).name !== info?.username) throw notAdmin;
       else if (kind === 'authRoleGet' && notAdmin && !this.authStore.hasRole(info?.username ?? '', (req as { role?: string }).role ?? '')) throw notAdmin;
     }
-    return ((await this.propose({ auth: { kind, req: req as Record<string, unknown> } })) as { auth: Record<string, unknown> }).auth;
+    return ((await this.propose({ auth: { kind, req: req as Record<string, unknown> } }, auth)) as { auth: Record<string, unknown> }).auth;
   }
 
   // --- maintenance ---
@@ -962,10 +950,14 @@ export class EtcdServer {
 
   // --- the write path ---
 
-  private propose(req: InternalRequest): Promise<ApplyResult> {
+  /**
+   * One request through the log. auth: the client's (while auth is on), stamped in the entry's header as
+   * etcd's username / auth_revision, for the applier's checks; a request without a token gets none.
+   */
+  private propose(req: InternalRequest, auth?: AuthContext): Promise<ApplyResult> {
     if (this.driver.node.commitIndex > this.applied + MAX_APPLY_GAP) return Promise.reject(Errors.tooManyRequests);
     const seq = this.ids.next();
-    const data = encodeInternalRequest(req, this.ids.header(seq));
+    const data = encodeInternalRequest(req, this.ids.header(seq, auth?.info));
     if (data.length > this.cfg.maxRequestBytes + 1024) return Promise.reject(Errors.requestTooLarge);
     if (this.driver.lead === 0n) return this.proposeLater(req, seq, data);
     try {
@@ -1049,7 +1041,8 @@ export class EtcdServer {
     }
     const start = performance.now();
     try {
-      const res = this.applier.apply(req, e.index);
+      // While auth is on, the applier checks the request as the user its header names (none: no token).
+      const res = this.applier.apply(req, e.index, this.authStore.isAuthEnabled() ? readRequestAuth(e.data) : undefined);
       if (isSlow(start, this.cfg.warningApplyDurationMs)) {
         warnSlow(this.slowLog, this.cfg.warningApplyDurationMs, start, '', describeRequest(req), `revision:${(res as { revision?: number }).revision ?? ''}`);
       }

@@ -39,6 +39,12 @@ export const AUTH_KINDS = [
 ] as const;
 export type AuthKind = (typeof AUTH_KINDS)[number];
 
+/** Auth requests that need the root role (etcd's needAdminPermission); UserGet / RoleGet have their own rule. */
+export const ADMIN_AUTH_KINDS: ReadonlySet<AuthKind> = new Set<AuthKind>([
+  'authEnable', 'authDisable', 'authUserAdd', 'authUserDelete', 'authUserChangePassword', 'authUserGrantRole', 'authUserRevokeRole',
+  'authRoleAdd', 'authRoleGrantPermission', 'authRoleRevokePermission', 'authRoleDelete', 'authUserList', 'authRoleList',
+]);
+
 /** The request as protobufjs decodes etcd's (camelCase; bytes as Buffers; absent messages null). */
 export interface AuthRequest {
   kind: AuthKind;

@@ -12,7 +12,7 @@ import { b, prefixEnd, putReq, rangeReq } from '../helpers/stores';
 
 // The server's permission checks (issue #15 step 2, server side), with auth enabled through the server:
 // etcd 3.4's rules (apply_auth.go, v3_server.go, store.go) for KV, txn, lease, watch, admin and auth
-// management calls. AuthEnable is not served to clients yet: the API does not pass tokens.
+// management calls, before proposing and again as entries are applied.
 
 const dirs: string[] = [];
 let server: EtcdServer | undefined;
@@ -120,6 +120,46 @@ describe('permission checks with auth enabled', () => {
     await expect(s.authContext(token)).rejects.toBe(Errors.invalidAuthToken);
   });
 
+  it('writes are checked again as they are applied: a permission revoked before the entry applies refuses it', async () => {
+    const s = await setUp();
+    await s.authEnable();
+    const root = await login(s, 'root', 'rootpw');
+    const alice = await login(s, 'alice', 'apw');
+    const rev = s.currentRevision();
+    // Both proposed in one tick: alice's put passes the check before proposing, then applies after the revoke.
+    const revoke = s.roleRevokePermission({ role: 'ra', key: b('a/'), rangeEnd: b(prefixEnd('a/')) }, root);
+    const put = s.put(putReq('a/late', 'v'), alice);
+    await revoke;
+    await expect(put).rejects.toBe(Errors.authOldRevision);
+    // Her next token is current, and the permission is gone.
+    const again = await login(s, 'alice', 'apw');
+    expect(() => s.put(putReq('a/late', 'v'), again)).toThrow(Errors.permissionDenied);
+    expect(s.currentRevision()).toBe(rev);
+    const root2 = await login(s, 'root', 'rootpw');
+    expect((await s.range(rangeReq('a/late'), false, root2)).kvs).toHaveLength(0);
+    // Management calls too: alice's root role granted and revoked before her request applies.
+    await s.userGrantRole({ user: 'alice', role: 'root' }, root2);
+    const root3 = await login(s, 'root', 'rootpw');
+    const aliceRoot = await login(s, 'alice', 'apw');
+    const revokeRoot = s.userRevokeRole({ name: 'alice', role: 'root' }, root3);
+    const roleAdd = s.roleAdd({ name: 'late' }, aliceRoot);
+    await revokeRoot;
+    await expect(roleAdd).rejects.toBe(Errors.permissionDenied); // etcd's IsAdminPermitted looks at the roles, not the revision
+    expect((await s.roleList(await login(s, 'root', 'rootpw'))).roles).not.toContain('late');
+  });
+
+  it('an expired lease is revoked while auth is on (as root, etcd\'s WithRoot)', async () => {
+    const s = await setUp();
+    await s.authEnable();
+    const root = await login(s, 'root', 'rootpw');
+    const { leaseId } = await s.leaseGrant(1, 0n);
+    await s.put(putReq('secret-l', 'v', { lease: leaseId }), root);
+    const deadline = Date.now() + 6000;
+    while (s.leaseIds().includes(leaseId) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(s.leaseIds()).not.toContain(leaseId);
+    expect((await s.range(rangeReq('secret-l'), false, await login(s, 'root', 'rootpw'))).kvs).toHaveLength(0);
+  });
+
   it('leases: revoke needs write and time-to-live read permission on every attached key', async () => {
     const s = await setUp();
     const { leaseId } = await s.leaseGrant(60, 0n);
@@ -140,12 +180,12 @@ describe('permission checks with auth enabled', () => {
     await s.authEnable();
     const root = await login(s, 'root', 'rootpw');
     const alice = await login(s, 'alice', 'apw');
-    expect(s.watchPermitted(alice, b('a/'), b(prefixEnd('a/')))).toBe(true);
-    expect(s.watchPermitted(alice, b('r/1'), undefined)).toBe(true);
-    expect(s.watchPermitted(alice, b('a/'), Buffer.from([0]))).toBe(false);
-    expect(s.watchPermitted(alice, b('secret'), undefined)).toBe(false);
-    expect(s.watchPermitted({ info: undefined }, b('a/1'), undefined)).toBe(false);
-    expect(s.watchPermitted(undefined, b('secret'), undefined)).toBe(true); // the server's own
+    expect(s.watchPermission(alice, b('a/'), b(prefixEnd('a/')))).toBeUndefined();
+    expect(s.watchPermission(alice, b('r/1'), undefined)).toBeUndefined();
+    expect(s.watchPermission(alice, b('a/'), Buffer.from([0]))).toBe(Errors.permissionDenied);
+    expect(s.watchPermission(alice, b('secret'), undefined)).toBe(Errors.permissionDenied);
+    expect(s.watchPermission({ info: undefined }, b('a/1'), undefined)).toBe(Errors.userEmpty);
+    expect(s.watchPermission(undefined, b('secret'), undefined)).toBeUndefined(); // the server's own
   });
 
   it('maintenance, member and auth management calls need the root role; a user reads itself and its roles', async () => {

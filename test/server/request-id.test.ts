@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { readRequestId, RequestIdGenerator } from '../../src/server/request-id';
-import { decodeMessage } from '../../src/wire/root';
+import { readRequestAuth, readRequestId, RequestIdGenerator } from '../../src/server/request-id';
+import { decodeMessage, encodeMessage } from '../../src/wire/root';
 
 describe('request ids', () => {
   it('encodes InternalRaftRequest.header.ID as protobuf does, and reads it back without BigInt', () => {
@@ -28,5 +28,25 @@ describe('request ids', () => {
   it('finds no id in an entry without the header', () => {
     expect(readRequestId(Buffer.from([0x22, 0x02, 0x0a, 0x00]))).toBeUndefined();
     expect(readRequestId(Buffer.alloc(0))).toBeUndefined();
+  });
+
+  it('carries the user and auth revision as etcd\'s RequestHeader fields 2 and 3, long names included', () => {
+    const g = new RequestIdGenerator(0x8e9e05c52164694dn, Date.now());
+    const seq = g.next();
+    for (const auth of [{ username: 'alice', revision: 7 }, { username: 'ü'.repeat(100), revision: 2 ** 40 + 3 }, { username: 'x'.repeat(5000), revision: 1 }, { username: '', revision: 0 }]) {
+      const h = g.header(seq, auth);
+      const body = Buffer.from([0x22, 0x02, 0x0a, 0x00]);
+      const m = decodeMessage('etcdserverpb.InternalRaftRequest', Buffer.concat([h, body]));
+      expect(BigInt(m.header.ID)).toBe(RequestIdGenerator.toBigInt({ prefix: g.prefix, seq }));
+      expect(m.header.username ?? '').toBe(auth.username);
+      expect(Number(m.header.authRevision ?? 0)).toBe(auth.revision);
+      // What protobuf writes for the same header reads back the same way.
+      const theirs = encodeMessage('etcdserverpb.InternalRaftRequest', { header: m.header });
+      for (const buf of [Buffer.concat([h, body]), Buffer.concat([theirs, body])]) {
+        expect(readRequestAuth(buf)).toEqual(auth);
+        expect(readRequestId(buf)).toEqual({ prefix: g.prefix, seq });
+      }
+    }
+    expect(readRequestAuth(Buffer.concat([g.header(seq), Buffer.from([0x22, 0x02, 0x0a, 0x00])]))).toEqual({ username: '', revision: 0 });
   });
 });

@@ -99,6 +99,11 @@ export interface RequestHeaders {
   requireLeader: boolean;
   /** The grpc-timeout header as sent ('' when none): the call's deadline, parsed by the gRPC layer. */
   timeout: string;
+  /**
+   * The auth token (etcd's "token" metadata; "authorization" as the gateway forwards it; '' when none).
+   * The first one counts, as etcd reads md[key][0]; its length is bounded by the header list limit.
+   */
+  token: string;
 }
 
 /** What a connection allows a client: limits and keepalive settings (etcd's transport flags). */
@@ -463,6 +468,8 @@ export class H2Connection {
   private hEncoding = '';
   private hRequireLeader = false;
   private hTimeout = '';
+  private hToken = '';
+  private hAuthorization = '';
   readonly maxMessageBytes: number;
   readonly maxStreamQueued: number;
   readonly streamWindow: number;
@@ -903,6 +910,7 @@ export class H2Connection {
     this.hPath = this.hType = this.hEncoding = '';
     this.hRequireLeader = false;
     this.hTimeout = '';
+    this.hToken = this.hAuthorization = '';
     let fits: boolean;
     try {
       fits = this.decoder.decode(block, this.onHeader, this.maxHeaderList);
@@ -929,7 +937,7 @@ export class H2Connection {
     if (this.streams.size >= this.maxStreams) return this.rst(id, H2_REFUSED_STREAM);
     const s = new H2Stream(this, id);
     this.streams.set(id, s);
-    this.acceptor.onStream(s, { path: this.hPath, contentType: this.hType, encoding: this.hEncoding, requireLeader: this.hRequireLeader, timeout: this.hTimeout });
+    this.acceptor.onStream(s, { path: this.hPath, contentType: this.hType, encoding: this.hEncoding, requireLeader: this.hRequireLeader, timeout: this.hTimeout, token: this.hToken || this.hAuthorization });
     if (endStream) s.halfClose();
   }
 
@@ -939,5 +947,7 @@ export class H2Connection {
     else if (name === 'grpc-encoding') this.hEncoding = value;
     else if (name === 'hasleader') this.hRequireLeader = value === 'true';
     else if (name === 'grpc-timeout') this.hTimeout = value;
+    else if (name === 'token') this.hToken ||= value;
+    else if (name === 'authorization') this.hAuthorization ||= value;
   };
 }

@@ -200,6 +200,8 @@ export class ServerCall extends EventEmitter implements StreamListener {
   cancelled = false;
   /** The client asked to be answered only while the cluster has a leader (etcd's "hasleader" metadata). */
   requireLeader = false;
+  /** The auth token the client sent ('' when none; see RequestHeaders.token). */
+  token = '';
   /** The server's admission check (GrpcServerOptions.admit). */
   admit: ((call: ServerCall) => Status | undefined) | undefined;
   private finished = false;
@@ -563,6 +565,7 @@ export class GrpcServer implements StreamAcceptor {
     if (method.series) method.series.started.v++;
     const call = new ServerCall(stream, method, headers.encoding);
     call.requireLeader = headers.requireLeader;
+    call.token = headers.token;
     call.admit = this.opts.admit;
     stream.listener = call;
     if (method.def.requestStream || method.def.responseStream) {

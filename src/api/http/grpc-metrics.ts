@@ -14,12 +14,7 @@ const handled = registry.counter(
 const received = registry.counter('grpc_server_msg_received_total', 'Total number of RPC stream messages received on the server.', LABELS);
 const sent = registry.counter('grpc_server_msg_sent_total', 'Total number of gRPC stream messages sent by the server.', LABELS);
 
-/** grpc-go's names of the status codes (codes.Code.String()). */
-export const CODE_NAMES = [
-  'OK', 'Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists',
-  'PermissionDenied', 'ResourceExhausted', 'FailedPrecondition', 'Aborted', 'OutOfRange', 'Unimplemented',
-  'Internal', 'Unavailable', 'DataLoss', 'Unauthenticated',
-];
+import { CODE_NAMES } from '../../errors';
 
 function grpcType(requestStream: boolean, responseStream: boolean): string {
   if (requestStream && responseStream) return 'bidi_stream';

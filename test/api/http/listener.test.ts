@@ -94,10 +94,12 @@ describe('gRPC and HTTP on one client port', () => {
     expect(out.match(/HTTP\/1.1 200 OK/g)).toHaveLength(2);
   });
 
-  it('answers gateway methods whose service is not built with gRPC\'s Unimplemented as 501', async () => {
-    const r = await call(server.url, 'POST', '/v3/auth/user/list', '{}');
-    expect(r.status).toBe(501);
-    expect(JSON.parse(r.text)).toMatchObject({ code: 12 });
+  it('answers a path the gateway does not know with 404 Not Found, as etcd 3.4\'s gateway (text, not JSON)', async () => {
+    for (const path of ['/v3/nothing', '/v3/auth/nothing']) {
+      const r = await call(server.url, 'POST', path, '{}');
+      expect(r.status).toBe(404);
+      expect(r.text).toBe('Not Found\n');
+    }
   });
 
   it('streams the snapshot as {"result": …} lines', async () => {
