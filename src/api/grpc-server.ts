@@ -14,6 +14,7 @@ import { Errors } from '../errors';
 import { grpcMethodSeries } from './http/grpc-metrics';
 import type { BoundListener } from '../net/bound-listener';
 import { serveClientUrls, type ClientListeners } from './http/listener';
+import type { ClientTls } from './http/client-tls';
 import { guard, serviceDefinition } from './proto';
 import { watchService } from './watch-service';
 
@@ -24,6 +25,8 @@ export async function startGrpc(
   s: EtcdServer,
   /** The client URLs, or their listeners bound already (bindClientListeners). */
   urls: URL[] | BoundListener[],
+  /** The TLS of https client URLs (prepareClientTls). */
+  tls?: ClientTls,
 ): Promise<{ server: GrpcServer; ports: number[]; listeners: ClientListeners }> {
   // As etcd: messages beyond the request limit plus overhead are refused with gRPC's words; between the
   // two, etcd's own "request is too large".
@@ -73,7 +76,7 @@ export async function startGrpc(
   add('v3electionpb', 'Election', electionService(s));
 
   // One listener per client URL serves gRPC and HTTP/1.1 (the JSON gateway, /health, /version, /metrics).
-  const listeners = await serveClientUrls(s, server, urls);
+  const listeners = await serveClientUrls(s, server, urls, tls);
   server.onShutdown(() => leaderWatch.stop());
   return { server, ports: listeners.ports, listeners };
 }

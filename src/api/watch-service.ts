@@ -7,6 +7,7 @@ import { encodeEvent, encodeHeader, encodeWatchResponse, watchResponseSize, type
 import { INVALID, type Invalid } from './proto';
 import { Errors, EtcdError, grpcErrorString } from '../errors';
 import type { AuthContext } from '../server/etcd-server';
+import { authContextOf } from './auth-context';
 
 /** Responses a stream may hold unsent before its watchers are set aside as slow (etcd: chanBufLen). */
 const MAX_QUEUED = 1024;
@@ -169,7 +170,7 @@ class WatchSession implements WatchSink {
    * words as the cancel reason.
    */
   private create(c: any): void | Promise<void> {
-    const ctx = this.s.authContext((this.call as unknown as { token?: string }).token || undefined);
+    const ctx = authContextOf(this.s, this.call);
     if (!ctx) return this.createPermitted(c, undefined);
     return ctx.then((auth) => this.createPermitted(c, auth), (err) => this.createPermitted(c, undefined, err));
   }

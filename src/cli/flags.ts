@@ -44,7 +44,8 @@ export function parseDuration(flag: string, v: string): number {
   return total;
 }
 
-function urls(flag: string, v: string): URL[] {
+/** Client URLs may be https (served with --cert-file/--key-file or --auto-tls); peer URLs not yet. */
+function urls(flag: string, v: string, https = false): URL[] {
   return v.split(',').map((s) => {
     let u: URL;
     try {
@@ -52,7 +53,9 @@ function urls(flag: string, v: string): URL[] {
     } catch {
       throw new UsageError(`invalid value "${s}" for flag --${flag}: not a URL`);
     }
-    if (u.protocol !== 'http:') throw new UsageError(`--${flag}: ${u.protocol} URLs are not supported (http only; TLS is not built yet)`);
+    if (u.protocol !== 'http:' && !(https && u.protocol === 'https:')) {
+      throw new UsageError(`--${flag}: ${u.protocol} URLs are not supported (${https ? 'http and https' : 'http only; peer TLS is not built yet'})`);
+    }
     if (!u.port) throw new UsageError(`--${flag}: URL "${s}" has no port`);
     return u;
   });
@@ -83,8 +86,8 @@ export const FLAGS: FlagSpec[] = [
     name: 'backend-bbolt-freelist-sync', etcd: false, bool: true, help: 'Write the bolt freelist page on every commit, as plain bbolt does (default false: rebuilt at open, as etcd 3.4 runs bbolt).',
     apply: (c, v) => (c.backendBboltFreelistSync = bool('backend-bbolt-freelist-sync', v)),
   },
-  { name: 'listen-client-urls', etcd: true, help: 'List of URLs to listen on for client traffic.', apply: (c, v) => (c.listenClientUrls = urls('listen-client-urls', v)) },
-  { name: 'advertise-client-urls', etcd: true, help: 'List of this member\'s client URLs to advertise to the public.', apply: (c, v) => (c.advertiseClientUrls = urls('advertise-client-urls', v).map((u) => u.href.replace(/\/$/, ''))) },
+  { name: 'listen-client-urls', etcd: true, help: 'List of URLs to listen on for client traffic.', apply: (c, v) => (c.listenClientUrls = urls('listen-client-urls', v, true)) },
+  { name: 'advertise-client-urls', etcd: true, help: 'List of this member\'s client URLs to advertise to the public.', apply: (c, v) => (c.advertiseClientUrls = urls('advertise-client-urls', v, true).map((u) => u.href.replace(/\/$/, ''))) },
   { name: 'listen-peer-urls', etcd: true, help: 'List of URLs to listen on for peer traffic.', apply: (c, v) => (c.listenPeerUrls = urls('listen-peer-urls', v)) },
   { name: 'initial-advertise-peer-urls', etcd: true, help: 'List of this member\'s peer URLs to advertise to the rest of the cluster.', apply: (c, v) => (c.initialAdvertisePeerUrls = urls('initial-advertise-peer-urls', v).map((u) => u.href.replace(/\/$/, ''))) },
   { name: 'initial-cluster', etcd: true, help: 'Initial cluster configuration for bootstrapping (name=peerURL,...).', apply: (c, v) => (c.initialCluster = v) },
@@ -160,6 +163,17 @@ export const FLAGS: FlagSpec[] = [
   { name: 'auth-token', etcd: true, help: "Specify auth token specific options. (default 'simple')", apply: (c, v) => (c.authToken = v) },
   { name: 'bcrypt-cost', etcd: true, help: 'Specify bcrypt algorithm cost factor for auth password hashing. (default 10)', apply: (c, v) => (c.bcryptCost = int('bcrypt-cost', v, 0)) },
   { name: 'auth-token-ttl', etcd: true, help: 'The lifetime in seconds of the auth token. (default 300)', apply: (c, v) => (c.authTokenTtlS = int('auth-token-ttl', v, 0)) },
+  { name: 'cert-file', etcd: true, help: 'Path to the client server TLS cert file.', apply: (c, v) => (c.clientTls.certFile = v) },
+  { name: 'key-file', etcd: true, help: 'Path to the client server TLS key file.', apply: (c, v) => (c.clientTls.keyFile = v) },
+  { name: 'trusted-ca-file', etcd: true, help: 'Path to the client server TLS trusted CA cert file.', apply: (c, v) => (c.clientTls.trustedCaFile = v) },
+  { name: 'client-cert-auth', etcd: true, bool: true, help: 'Enable client cert authentication.', apply: (c, v) => (c.clientTls.clientCertAuth = bool('client-cert-auth', v)) },
+  { name: 'client-crl-file', etcd: true, help: 'Path to the client certificate revocation list file.', apply: (c, v) => (c.clientTls.crlFile = v) },
+  { name: 'client-cert-allowed-hostname', etcd: true, help: 'Allowed TLS hostname for client cert authentication.', apply: (c, v) => (c.clientTls.allowedHostname = v) },
+  { name: 'auto-tls', etcd: true, bool: true, help: 'Client TLS using generated certificates.', apply: (c, v) => (c.clientTls.autoTls = bool('auto-tls', v)) },
+  {
+    name: 'cipher-suites', etcd: true, help: 'Comma-separated list of supported TLS cipher suites between client/server and peers (empty will be auto-populated by Go).',
+    apply: (c, v) => (c.clientTls.cipherSuites = v.split(',').map((x) => x.trim()).filter((x) => x !== '')),
+  },
   { name: 'unsafe-no-fsync', etcd: true, bool: true, help: 'Disables fsync, unsafe, will cause data loss.', apply: (c, v) => (c.unsafeNoFsync = bool('unsafe-no-fsync', v)) },
   {
     name: 'log-level', etcd: true, help: 'Configures log level. Only supports debug, info, warn, error.',

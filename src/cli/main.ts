@@ -1,5 +1,6 @@
 import { startGrpc } from '../api/grpc-server';
 import { bindClientListeners } from '../api/http/listener';
+import { prepareClientTls, type ClientTls } from '../api/http/client-tls';
 import { bindListeners, type BoundListener } from '../net/bound-listener';
 import { ETCD_COMPAT_VERSION } from '../server/config';
 import { EtcdServer } from '../server/etcd-server';
@@ -51,6 +52,17 @@ export async function main(argv: string[]): Promise<void> {
     log(`cannot start: ${(err as Error).message}`);
     process.exit(1);
   }
+  // The client URLs' TLS (files read, --auto-tls certificates made), refused in etcd's words before the
+  // data dir is opened.
+  let clientTls: ClientTls | undefined;
+  try {
+    clientTls = await prepareClientTls(cfg.listenClientUrls, cfg.clientTls, cfg.dataDir, (level, msg) => log(level === 'warn' ? `warning: ${msg}` : msg));
+    if (clientTls) cfg.clientTls = clientTls.info;
+  } catch (err) {
+    log(`cannot start: ${(err as Error).message}`);
+    await Promise.all([...clientListeners, ...peerListeners].map((l) => l.close()));
+    process.exit(1);
+  }
   let server: EtcdServer;
   // Set once serving: how the member stops (a signal, or its removal from the cluster).
   let stopServing: ((why: string) => Promise<void>) | undefined;
@@ -74,7 +86,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   let served: Awaited<ReturnType<typeof startGrpc>>;
   try {
-    served = await startGrpc(server, clientListeners);
+    served = await startGrpc(server, clientListeners, clientTls);
   } catch (err) {
     log(`cannot start: cannot serve clients: ${(err as Error).message}`);
     await server.close().catch(() => {});

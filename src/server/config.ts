@@ -1,5 +1,6 @@
 import type { EngineKind } from '../storage';
 import type { AutoCompactionMode } from './auto-compactor';
+import { emptyTlsInfo, type TlsInfo } from '../tls/tls-info';
 
 /** The server's whole configuration: built once from flags, environment and defaults, then read-only. */
 export interface ServerConfig {
@@ -81,6 +82,12 @@ export interface ServerConfig {
   authToken: string;
   /** etcd's --auth-token-ttl: a simple token's lifetime, seconds. */
   authTokenTtlS: number;
+  /**
+   * The client listeners' TLS (etcd's ClientTLSInfo: --cert-file, --key-file, --trusted-ca-file,
+   * --client-cert-auth, --client-crl-file, --client-cert-allowed-hostname, --cipher-suites, --auto-tls),
+   * used by https client URLs. With clientCertAuth, a request without a token is its certificate's CN.
+   */
+  clientTls: TlsInfo;
 }
 
 export const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
@@ -134,6 +141,7 @@ export function defaultConfig(): ServerConfig {
     bcryptCost: 10,
     authToken: 'simple',
     authTokenTtlS: 300,
+    clientTls: emptyTlsInfo(),
   };
 }
 

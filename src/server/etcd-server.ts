@@ -794,9 +794,16 @@ export class EtcdServer {
   /**
    * A client request's auth context from its token (etcd's AuthInfoFromCtx): undefined while auth is off
    * (nothing to check); a token that is not valid is refused with "etcdserver: invalid auth token".
+   * Without a token, a verified client certificate's common name stands for the user (etcd's
+   * AuthInfoFromTLS, with --client-cert-auth; the API layer passes it), at the store's revision.
    */
-  authContext(token: string | undefined): Promise<AuthContext | undefined> | undefined {
-    if (!this.authStore.isAuthEnabled()) return undefined;
+  authContext(token: string | undefined, commonName?: string): Promise<AuthContext | undefined> | undefined {
+    if (!this.authStore.isAuthEnabled()) {
+      // etcd verifies a token even while auth is off: a simple token is gone once auth is disabled, so a
+      // client still sending one is told so (clientv3 then authenticates again and learns auth is off).
+      return token ? this.authStore.authInfoFromToken(token).then(() => undefined) : undefined;
+    }
+    if (!token && commonName) return Promise.resolve({ info: { username: commonName, revision: this.authStore.revision } });
     if (!token) return Promise.resolve({ info: undefined });
     return this.authStore.authInfoFromToken(token).then((info) => ({ info }));
   }

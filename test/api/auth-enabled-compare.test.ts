@@ -194,9 +194,13 @@ describe.skipIf(!ETCDCTL_AVAILABLE || !ETCD_AVAILABLE)('auth enabled, as etcd 3.
     }
   });
 
-  it('disabling: root only', () => {
+  it('disabling: root only; a token is still verified after (etcd: "invalid auth token")', async () => {
     fails([...alice, 'auth', 'disable'], 'etcdserver: permission denied');
     ok([...root, 'auth', 'disable']);
     ok(['get', 'secret']);
+    const [e, p] = await Promise.all([etcd, plinth].map((s) => gateway(s.endpoint, '/v3/kv/range', { key: b64('secret') }, 'notatoken')));
+    expect(p).toEqual(e);
+    expect(e.status).toBe(401);
+    expect((await gateway(plinth.endpoint, '/v3/kv/range', { key: b64('secret') })).status).toBe(200);
   });
 });

@@ -48,13 +48,32 @@ describe('flags', () => {
     [['--backend', 'rocksdb'], /want one of lmdb, leveldb, memory, bolt/],
     [['--experimental-backend-bbolt-freelist-type', 'hashmap'], /want array or map/],
     [['--listen-client-urls', 'nonsense'], /not a URL/],
-    [['--listen-client-urls', 'https://127.0.0.1:2379'], /not supported/],
+    [['--listen-client-urls', 'unix://127.0.0.1:2379'], /unix: URLs are not supported/],
+    [['--listen-peer-urls', 'https://127.0.0.1:2380'], /peer TLS is not built yet/],
     [['--data-dir'], /needs an argument/],
     [['--experimental-compaction-sleep-interval', '10 parsecs'], /not a duration/],
     [['stray'], /unexpected argument/],
   ])('refuses %j', (argv, msg) => {
     expect(() => parseArgs(argv)).toThrow(UsageError);
     expect(() => parseArgs(argv)).toThrow(msg);
+  });
+
+  it('takes https client URLs and etcd\'s client TLS flags', () => {
+    const cmd = parseArgs(['--listen-client-urls', 'https://127.0.0.1:2379', '--cert-file', 'c.pem', '--key-file', 'k.pem', '--trusted-ca-file', 'ca.pem',
+      '--client-cert-auth', '--client-crl-file', 'crl.pem', '--client-cert-allowed-hostname', 'h', '--cipher-suites', 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256']);
+    if (cmd.kind !== 'serve') throw new Error('not serve');
+    expect(cmd.config.advertiseClientUrls).toEqual(['https://127.0.0.1:2379']);
+    expect(cmd.config.clientTls).toMatchObject({
+      certFile: 'c.pem', keyFile: 'k.pem', trustedCaFile: 'ca.pem', clientCertAuth: true, crlFile: 'crl.pem', allowedHostname: 'h',
+      cipherSuites: ['TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256', 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256'],
+    });
+    const auto = parseArgs(['--auto-tls'], { ETCD_CLIENT_CERT_AUTH: 'true' });
+    if (auto.kind !== 'serve') throw new Error('not serve');
+    expect(auto.config.clientTls).toMatchObject({ autoTls: true, clientCertAuth: true });
+    // Each parse has its own TLS settings.
+    const plain = parseArgs([]);
+    if (plain.kind !== 'serve') throw new Error('not serve');
+    expect(plain.config.clientTls).toMatchObject({ certFile: '', clientCertAuth: false });
   });
 
   it('parses Go durations', () => {

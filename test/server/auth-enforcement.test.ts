@@ -54,7 +54,8 @@ describe('permission checks with auth enabled', () => {
     dirs.push(dir);
     const s = (server = await EtcdServer.open({ ...defaultConfig(), dataDir: dir, backend: 'memory', bcryptCost: 4 }));
     await leaderOf([s]);
-    expect(s.authContext('x')).toBeUndefined(); // auth off: nothing to check
+    expect(s.authContext(undefined)).toBeUndefined(); // auth off: nothing to check
+    await expect(s.authContext('x')).rejects.toBe(Errors.invalidAuthToken); // a token is still verified, as etcd
     await expect(s.authenticate('root', 'x')).rejects.toBe(Errors.authNotEnabled);
     await expect(s.authEnable()).rejects.toBe(Errors.rootUserNotExist);
     await s.userAdd({ name: 'root', password: 'pw', options: null });
@@ -215,6 +216,7 @@ describe('permission checks with auth enabled', () => {
     await expect(s.userRevokeRole({ name: 'root', role: 'root' }, root)).rejects.toBe(Errors.invalidAuthMgmt);
     await s.authDisable(root);
     expect(s.authEnabled).toBe(false);
-    expect(s.authContext('anything')).toBeUndefined();
+    await expect(s.authContext('anything')).rejects.toBe(Errors.invalidAuthToken); // its tokens are gone
+    expect(s.authContext(undefined)).toBeUndefined();
   });
 });

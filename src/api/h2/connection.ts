@@ -104,6 +104,11 @@ export interface RequestHeaders {
    * The first one counts, as etcd reads md[key][0]; its length is bounded by the header list limit.
    */
   token: string;
+  /**
+   * The request came through the JSON gateway (grpc-gateway's "grpcgateway-accept" metadata): etcd then
+   * ignores the connection's client certificate for auth (the gateway dials with the server's own).
+   */
+  viaGateway: boolean;
 }
 
 /** What a connection allows a client: limits and keepalive settings (etcd's transport flags). */
@@ -470,6 +475,7 @@ export class H2Connection {
   private hTimeout = '';
   private hToken = '';
   private hAuthorization = '';
+  private hViaGateway = false;
   readonly maxMessageBytes: number;
   readonly maxStreamQueued: number;
   readonly streamWindow: number;
@@ -911,6 +917,7 @@ export class H2Connection {
     this.hRequireLeader = false;
     this.hTimeout = '';
     this.hToken = this.hAuthorization = '';
+    this.hViaGateway = false;
     let fits: boolean;
     try {
       fits = this.decoder.decode(block, this.onHeader, this.maxHeaderList);
@@ -937,7 +944,7 @@ export class H2Connection {
     if (this.streams.size >= this.maxStreams) return this.rst(id, H2_REFUSED_STREAM);
     const s = new H2Stream(this, id);
     this.streams.set(id, s);
-    this.acceptor.onStream(s, { path: this.hPath, contentType: this.hType, encoding: this.hEncoding, requireLeader: this.hRequireLeader, timeout: this.hTimeout, token: this.hToken || this.hAuthorization });
+    this.acceptor.onStream(s, { path: this.hPath, contentType: this.hType, encoding: this.hEncoding, requireLeader: this.hRequireLeader, timeout: this.hTimeout, token: this.hToken || this.hAuthorization, viaGateway: this.hViaGateway });
     if (endStream) s.halfClose();
   }
 
@@ -949,5 +956,6 @@ export class H2Connection {
     else if (name === 'grpc-timeout') this.hTimeout = value;
     else if (name === 'token') this.hToken ||= value;
     else if (name === 'authorization') this.hAuthorization ||= value;
+    else if (name === 'grpcgateway-accept') this.hViaGateway = true;
   };
 }

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { TLSSocket } from 'node:tls';
 import type * as net from 'node:net';
 import * as zlib from 'node:zlib';
 import { GrpcCode } from '../../errors';
@@ -202,6 +203,8 @@ export class ServerCall extends EventEmitter implements StreamListener {
   requireLeader = false;
   /** The auth token the client sent ('' when none; see RequestHeaders.token). */
   token = '';
+  /** Sent by the JSON gateway (RequestHeaders.viaGateway). */
+  viaGateway = false;
   /** The server's admission check (GrpcServerOptions.admit). */
   admit: ((call: ServerCall) => Status | undefined) | undefined;
   private finished = false;
@@ -232,6 +235,17 @@ export class ServerCall extends EventEmitter implements StreamListener {
     if (event !== 'error') return super.emit(event, ...args);
     this.sendStatus(statusOf(args[0]));
     return this.listenerCount('error') > 0 ? super.emit(event, ...args) : false;
+  }
+
+  /**
+   * The common name of the client certificate the connection's TLS handshake verified (etcd's
+   * AuthInfoFromTLS: the first verified chain's leaf); undefined on a plain connection or without one.
+   */
+  peerCommonName(): string | undefined {
+    const sk = this.stream.conn.socket;
+    if (!(sk instanceof TLSSocket) || !sk.authorized) return undefined;
+    const cn = sk.getPeerCertificate()?.subject?.CN;
+    return typeof cn === 'string' && cn !== '' ? cn : undefined;
   }
 
   getPeer(): string {
@@ -566,6 +580,7 @@ export class GrpcServer implements StreamAcceptor {
     const call = new ServerCall(stream, method, headers.encoding);
     call.requireLeader = headers.requireLeader;
     call.token = headers.token;
+    call.viaGateway = headers.viaGateway;
     call.admit = this.opts.admit;
     stream.listener = call;
     if (method.def.requestStream || method.def.responseStream) {

@@ -1,11 +1,13 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { GRPC_OVERHEAD_BYTES } from '../../server/config';
 import type { EtcdServer } from '../../server/etcd-server';
 import { httpError, registerServerMetrics, serveHealth, serveMetrics, serveVersion } from './endpoints';
-import { Gateway } from './gateway';
+import { Gateway, type GatewayOptions } from './gateway';
 import type { GrpcServer } from '../h2/grpc-server';
 import { bindListeners, type BoundListener } from '../../net/bound-listener';
+import { tlsAccept, type ClientTls } from './client-tls';
 
 // One listener per client URL, as etcd's cmux: each connection's first bytes decide. The HTTP/2
 // preface goes to our gRPC server (h2/), anything else to an HTTP/1.1 server that
@@ -40,9 +42,21 @@ function gatewayTarget(u: URL, port: number): string {
   return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
+/** Whether the connection's TLS handshake verified a client certificate with a common name. */
+function verifiedCommonName(sock: net.Socket): boolean {
+  if (!(sock instanceof TLSSocket) || !sock.authorized) return false;
+  const cn = sock.getPeerCertificate()?.subject?.CN;
+  return typeof cn === 'string' && cn !== '';
+}
+
 /** The HTTP/1 side: etcd's handlers on the client URL. */
 export function httpHandler(s: EtcdServer, gateway: Gateway): http.RequestListener {
   return (req, res) => {
+    // etcd refuses a gateway request whose TLS client certificate has a CN while auth and client-cert-auth
+    // are on: the gateway would not use it (it dials with the server's own), so the client is told.
+    if (s.cfg.clientTls.clientCertAuth && s.authEnabled && (req.url ?? '').startsWith('/v3/') && verifiedCommonName(req.socket)) {
+      return httpError(res, 400, 'CommonName of client sending a request against gateway will be ignored and not used as expected');
+    }
     for (const [k, v] of Object.entries(CORS)) res.setHeader(k, v);
     if (req.method === 'OPTIONS') {
       res.writeHead(200, { 'Content-Length': 0 });
@@ -79,7 +93,7 @@ export function httpHandler(s: EtcdServer, gateway: Gateway): http.RequestListen
  * The grpc server must not be bound elsewhere; it is shut down by its owner (tryShutdown and
  * forceShutdown reach the injected connections).
  */
-export async function serveClientUrls(s: EtcdServer, grpcServer: GrpcServer, listen: URL[] | BoundListener[]): Promise<ClientListeners> {
+export async function serveClientUrls(s: EtcdServer, grpcServer: GrpcServer, listen: URL[] | BoundListener[], tls?: ClientTls): Promise<ClientListeners> {
   const maxRecvBytes = s.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES;
   // The gateway's bodies are bounded in bytes (etcd's gateway reads any body whole; its gRPC server then
   // refuses the message). A message at the gRPC limit is 4/3 of it in JSON with its bytes in base64;
@@ -87,7 +101,7 @@ export async function serveClientUrls(s: EtcdServer, grpcServer: GrpcServer, lis
   // many small fields (a txn of small ops is a few times its protobuf size in JSON, but small). Beyond
   // it the message would be refused anyway: the body is not kept, and the answer is the gRPC refusal.
   const maxBodyBytes = 2 * maxRecvBytes + 1024 * 1024;
-  const gatewayOpts = { target: '', maxRecvBytes, maxBodyBytes, log: s.log };
+  const gatewayOpts: GatewayOptions = { target: '', maxRecvBytes, maxBodyBytes, log: s.log };
   const gateway = new Gateway(gatewayOpts);
   registerServerMetrics(s);
   const httpServer = http.createServer({ requestTimeout: 0, keepAliveTimeout: 30_000 }, httpHandler(s, gateway));
@@ -130,9 +144,17 @@ export async function serveClientUrls(s: EtcdServer, grpcServer: GrpcServer, lis
     grpcServer.forceShutdown();
     throw err;
   }
-  for (const l of bound) l.serve(route);
+  const secure = (u: URL) => u.protocol === 'https:';
+  if (bound.some((l) => secure(l.url)) && !tls) {
+    grpcServer.forceShutdown();
+    throw new Error('https client URLs need the client TLS configuration');
+  }
+  for (const l of bound) l.serve(secure(l.url) ? tlsAccept(tls!, s.log, route) : route);
   const ports = bound.map((l) => l.port);
   gatewayOpts.target = gatewayTarget(bound[0].url, ports[0]);
+  // etcd's gateway dials its member over TLS on an https port, presenting the server's own certificate and
+  // not verifying the member's (it dials itself).
+  if (secure(bound[0].url)) gatewayOpts.tls = tls!.keyPair;
 
   return {
     ports,
