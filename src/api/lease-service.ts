@@ -7,6 +7,9 @@ import { INVALID, type Invalid } from './proto';
 import { withAuth } from './auth-context';
 
 type Call = grpc.ServerUnaryCall<any, any>;
+
+/** Forwarded keep-alive renewals one stream may have under way (see LeaseKeepAlive). */
+export const MAX_FORWARDED_RENEWALS = 64;
 type Cb = grpc.sendUnaryData<any>;
 
 /** etcdserverpb.Lease: grant/revoke go through the log; keep-alives and reads are the leader's own. */
@@ -45,8 +48,17 @@ export function leaseService(s: EtcdServer): grpc.UntypedServiceImplementation {
     },
 
     LeaseKeepAlive(call: grpc.ServerDuplexStream<any, any>) {
-      // Renewals a follower forwards to the leader are answered in the order they were asked.
+      // Renewals a follower forwards to the leader are answered in the order they were asked. etcd renews
+      // one at a time per stream; here up to MAX_FORWARDED_RENEWALS are under way at once, and past them the
+      // stream's requests are held back by flow control (one stream window more can arrive) until half are
+      // answered: a client that sends faster than the leader answers cannot grow the chain without bound.
       let forwarded: Promise<void> = Promise.resolve();
+      let outstanding = 0;
+      let held = false;
+      const hold = (h: boolean) => {
+        held = h;
+        (call as unknown as { holdRequests?: (hold: boolean) => void }).holdRequests?.(h);
+      };
       call.on('data', (req: any) => {
         const invalid = req?.[INVALID] as Invalid | undefined;
         if (invalid) return call.emit('error', invalid);
@@ -67,8 +79,12 @@ export function leaseService(s: EtcdServer): grpc.UntypedServiceImplementation {
         // A follower forwards the renewal to the leader; answers keep the requests' order per stream.
         if (typeof ttl === 'number') call.write({ header, ID: id.toString(), TTL: ttl });
         else {
+          if (++outstanding >= MAX_FORWARDED_RENEWALS && !held) hold(true);
           const answer = ttl.then((t) => () => void call.write({ header, ID: id.toString(), TTL: t }), (err) => () => fail(err));
-          forwarded = forwarded.then(() => answer).then((send) => send());
+          forwarded = forwarded.then(() => answer).then((send) => {
+            send();
+            if (--outstanding <= MAX_FORWARDED_RENEWALS / 2 && held) hold(false);
+          });
         }
       });
       call.on('end', () => call.end());

@@ -44,7 +44,7 @@ export function parseDuration(flag: string, v: string): number {
   return total;
 }
 
-/** Client URLs may be https (served with --cert-file/--key-file or --auto-tls); peer URLs not yet. */
+/** URLs may be https where the flag allows it (served with the TLS flags, or auto TLS). */
 function urls(flag: string, v: string, https = false): URL[] {
   return v.split(',').map((s) => {
     let u: URL;
@@ -54,7 +54,7 @@ function urls(flag: string, v: string, https = false): URL[] {
       throw new UsageError(`invalid value "${s}" for flag --${flag}: not a URL`);
     }
     if (u.protocol !== 'http:' && !(https && u.protocol === 'https:')) {
-      throw new UsageError(`--${flag}: ${u.protocol} URLs are not supported (${https ? 'http and https' : 'http only; peer TLS is not built yet'})`);
+      throw new UsageError(`--${flag}: ${u.protocol} URLs are not supported (${https ? 'http and https' : 'http only'})`);
     }
     if (!u.port) throw new UsageError(`--${flag}: URL "${s}" has no port`);
     return u;
@@ -88,8 +88,8 @@ export const FLAGS: FlagSpec[] = [
   },
   { name: 'listen-client-urls', etcd: true, help: 'List of URLs to listen on for client traffic.', apply: (c, v) => (c.listenClientUrls = urls('listen-client-urls', v, true)) },
   { name: 'advertise-client-urls', etcd: true, help: 'List of this member\'s client URLs to advertise to the public.', apply: (c, v) => (c.advertiseClientUrls = urls('advertise-client-urls', v, true).map((u) => u.href.replace(/\/$/, ''))) },
-  { name: 'listen-peer-urls', etcd: true, help: 'List of URLs to listen on for peer traffic.', apply: (c, v) => (c.listenPeerUrls = urls('listen-peer-urls', v)) },
-  { name: 'initial-advertise-peer-urls', etcd: true, help: 'List of this member\'s peer URLs to advertise to the rest of the cluster.', apply: (c, v) => (c.initialAdvertisePeerUrls = urls('initial-advertise-peer-urls', v).map((u) => u.href.replace(/\/$/, ''))) },
+  { name: 'listen-peer-urls', etcd: true, help: 'List of URLs to listen on for peer traffic.', apply: (c, v) => (c.listenPeerUrls = urls('listen-peer-urls', v, true)) },
+  { name: 'initial-advertise-peer-urls', etcd: true, help: 'List of this member\'s peer URLs to advertise to the rest of the cluster.', apply: (c, v) => (c.initialAdvertisePeerUrls = urls('initial-advertise-peer-urls', v, true).map((u) => u.href.replace(/\/$/, ''))) },
   { name: 'initial-cluster', etcd: true, help: 'Initial cluster configuration for bootstrapping (name=peerURL,...).', apply: (c, v) => (c.initialCluster = v) },
   {
     name: 'initial-cluster-state', etcd: true, help: "Initial cluster state ('new' or 'existing').",
@@ -172,7 +172,19 @@ export const FLAGS: FlagSpec[] = [
   { name: 'auto-tls', etcd: true, bool: true, help: 'Client TLS using generated certificates.', apply: (c, v) => (c.clientTls.autoTls = bool('auto-tls', v)) },
   {
     name: 'cipher-suites', etcd: true, help: 'Comma-separated list of supported TLS cipher suites between client/server and peers (empty will be auto-populated by Go).',
-    apply: (c, v) => (c.clientTls.cipherSuites = v.split(',').map((x) => x.trim()).filter((x) => x !== '')),
+    apply: (c, v) => (c.clientTls.cipherSuites = c.peerTls.cipherSuites = v.split(',').map((x) => x.trim()).filter((x) => x !== '')),
+  },
+  { name: 'peer-cert-file', etcd: true, help: 'Path to the peer server TLS cert file.', apply: (c, v) => (c.peerTls.certFile = v) },
+  { name: 'peer-key-file', etcd: true, help: 'Path to the peer server TLS key file.', apply: (c, v) => (c.peerTls.keyFile = v) },
+  { name: 'peer-trusted-ca-file', etcd: true, help: 'Path to the peer server TLS trusted CA file.', apply: (c, v) => (c.peerTls.trustedCaFile = v) },
+  { name: 'peer-client-cert-auth', etcd: true, bool: true, help: 'Enable peer client cert authentication.', apply: (c, v) => (c.peerTls.clientCertAuth = bool('peer-client-cert-auth', v)) },
+  { name: 'peer-crl-file', etcd: true, help: 'Path to the peer certificate revocation list file.', apply: (c, v) => (c.peerTls.crlFile = v) },
+  { name: 'peer-cert-allowed-cn', etcd: true, help: 'Allowed CN for inter peer authentication.', apply: (c, v) => (c.peerTls.allowedCN = v) },
+  { name: 'peer-cert-allowed-hostname', etcd: true, help: 'Allowed TLS hostname for inter peer authentication.', apply: (c, v) => (c.peerTls.allowedHostname = v) },
+  { name: 'peer-auto-tls', etcd: true, bool: true, help: 'Peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are not provided.', apply: (c, v) => (c.peerTls.autoTls = bool('peer-auto-tls', v)) },
+  {
+    name: 'experimental-peer-skip-client-san-verification', etcd: true, bool: true, help: 'Skip verification of SAN field in client certificate for peer connections.',
+    apply: (c, v) => (c.peerTls.skipClientSanVerify = bool('experimental-peer-skip-client-san-verification', v)),
   },
   { name: 'unsafe-no-fsync', etcd: true, bool: true, help: 'Disables fsync, unsafe, will cause data loss.', apply: (c, v) => (c.unsafeNoFsync = bool('unsafe-no-fsync', v)) },
   {

@@ -5,6 +5,7 @@ import { RawNode } from '../raft/core/raw-node';
 import { encodeConfChange } from '../raft/core/raw-node';
 import { ConfChangeType, EntryType, type ConfState, type Entry, type HardState, type SnapshotMetadata } from '../raft/core/types';
 import { queryMembers } from '../raft/transport/peer-transport';
+import type { PeerTls } from '../raft/transport/sockets';
 import { Wal, walExists, type WalMetadata } from '../raft/wal/wal';
 import { openBackend, type Backend } from '../storage';
 import { REJECTED_CONF_CHANGE_PREFIX } from '../storage/etcd-layout';
@@ -60,7 +61,7 @@ export function initialClusterOf(cfg: ServerConfig): string {
   return cfg.initialCluster || cfg.initialAdvertisePeerUrls.map((u) => `${cfg.name}=${u}`).join(',');
 }
 
-export async function openMember(cfg: ServerConfig, log: Log, onSpaceProblem: (err: Error | undefined) => void): Promise<OpenedMember> {
+export async function openMember(cfg: ServerConfig, log: Log, onSpaceProblem: (err: Error | undefined) => void, peerTls?: PeerTls): Promise<OpenedMember> {
   const walDir = walDirOf(cfg);
   const haveWal = await walExists(walDir);
   let metadata: WalMetadata;
@@ -69,7 +70,7 @@ export async function openMember(cfg: ServerConfig, log: Log, onSpaceProblem: (e
   let initialMembers: Member[] = [];
   const joining = !haveWal && cfg.initialClusterState === 'existing';
   if (joining) {
-    const j = await joinExistingCluster(cfg, log);
+    const j = await joinExistingCluster(cfg, log, peerTls);
     metadata = { memberId: j.localId, clusterId: j.clusterId };
     initialMembers = j.members;
   } else if (!haveWal) {
@@ -181,7 +182,7 @@ export async function openMember(cfg: ServerConfig, log: Log, onSpaceProblem: (e
  * answers (etcd's GetClusterFromRemotePeers); the members must be exactly those of --initial-cluster,
  * matched by peer URLs (ValidateClusterAndAssignIDs), and this member's ID is the one `member add` gave.
  */
-async function joinExistingCluster(cfg: ServerConfig, log: Log): Promise<{ localId: bigint; clusterId: bigint; members: Member[] }> {
+async function joinExistingCluster(cfg: ServerConfig, log: Log, peerTls: PeerTls | undefined): Promise<{ localId: bigint; clusterId: bigint; members: Member[] }> {
   const initial = parseInitialCluster(initialClusterOf(cfg));
   // The same checks as for a new cluster (local name present, advertised URLs, no duplicate URL).
   bootstrapMembers(initial, cfg.initialClusterToken, cfg.name, cfg.initialAdvertisePeerUrls);
@@ -189,7 +190,7 @@ async function joinExistingCluster(cfg: ServerConfig, log: Log): Promise<{ local
   let remote: { clusterId: bigint; members: Member[] } | undefined;
   for (const url of remoteUrls) {
     try {
-      const info = JSON.parse((await queryMembers(url, { timeoutMs: 5000 })).toString('utf8')) as { clusterId: string; members: unknown[] };
+      const info = JSON.parse((await queryMembers(url, { timeoutMs: 5000, tls: peerTls })).toString('utf8')) as { clusterId: string; members: unknown[] };
       remote = {
         clusterId: BigInt('0x' + info.clusterId),
         members: decodeMembers(info.members),

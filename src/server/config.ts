@@ -88,6 +88,12 @@ export interface ServerConfig {
    * used by https client URLs. With clientCertAuth, a request without a token is its certificate's CN.
    */
   clientTls: TlsInfo;
+  /**
+   * The peer listeners' and dialer's TLS (etcd's PeerTLSInfo: --peer-cert-file, --peer-key-file,
+   * --peer-trusted-ca-file, --peer-client-cert-auth, --peer-crl-file, --peer-cert-allowed-cn,
+   * --peer-cert-allowed-hostname, --peer-auto-tls), used with https peer URLs.
+   */
+  peerTls: TlsInfo;
 }
 
 export const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
@@ -142,6 +148,7 @@ export function defaultConfig(): ServerConfig {
     authToken: 'simple',
     authTokenTtlS: 300,
     clientTls: emptyTlsInfo(),
+    peerTls: emptyTlsInfo(),
   };
 }
 

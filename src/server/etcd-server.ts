@@ -26,6 +26,8 @@ import { lockDataDir, type DataDirLock } from './data-dir-lock';
 import { ProposalWaiters } from './proposals';
 import { ReadIndexer } from './read-index';
 import { readRequestAuth, readRequestId, RequestIdGenerator } from './request-id';
+import { preparePeerTls } from './peer-tls';
+import type { PeerTls } from '../raft/transport/sockets';
 import { describeRequest, isSlow, jsonLog, warnSlow, type LogLine } from './slow-log';
 import { checkDelete, checkPut, checkRange, checkTxn } from './validate';
 import { WatchHub, type WatchOptions, type WatchSink, type Watcher } from '../watch/hub';
@@ -266,8 +268,11 @@ export class EtcdServer {
       }
     }
     let m: Awaited<ReturnType<typeof openMember>>;
+    let peerTls: PeerTls | undefined;
     try {
-      m = await openMember(cfg, log, (err) => err && server?.raiseNoSpace());
+      // Peer TLS first: a joining member asks the others for the members over it.
+      peerTls = await preparePeerTls(cfg, log);
+      m = await openMember(cfg, log, (err) => err && server?.raiseNoSpace(), peerTls);
     } catch (err) {
       await lock.release();
       throw err;
@@ -294,6 +299,7 @@ export class EtcdServer {
       await membership.load();
       const s = (server = new EtcdServer(cfg, backend, store, alarms, lessor, authStore, membership, m.consistentIndex, hooks, log));
       s.dataDirLock = lock;
+      s.peerTls = peerTls;
       await s.loadRejectedConfChanges();
       const transport = await s.openTransport(m.initialMembers);
       s.driver = new RaftDriver({
@@ -359,6 +365,8 @@ export class EtcdServer {
   private dataDirLock: DataDirLock | undefined;
 
   private wal!: import('../raft/wal/wal').Wal;
+  /** Peer TLS (preparePeerTls), for the transport. */
+  private peerTls: PeerTls | undefined;
 
   /** The peer transport, when this member has (or may get) peers, on --listen-peer-urls. */
   private async openTransport(initial: Member[]): Promise<PeerTransport | undefined> {
@@ -371,6 +379,7 @@ export class EtcdServer {
       listenUrls: urls,
       // Bound before the data dir was opened, when they are the listen URLs.
       listeners: this.cfg.listenPeerUrls ? this.hooks.peerListeners : undefined,
+      tls: this.peerTls,
       snapshotDir: snapDirOf(this.cfg),
       onMessages: (_from, msgs) => this.driver.step(msgs),
       onSnapshot: (msg, file) => void this.keepReceivedSnapshot(msg, file),

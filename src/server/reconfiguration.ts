@@ -247,8 +247,8 @@ export class Reconfiguration {
 
 /**
  * A new member's peer URLs: etcd's rules (types.NewURLs), and only what Plinth's peer transport can dial
- * (http://host:port; no https before peer TLS, no unix sockets): a member nobody can reach is refused with
- * etcd's "given member URLs are invalid" rather than added.
+ * (http:// or https://host:port; no unix sockets): a member nobody can reach is refused with etcd's "given
+ * member URLs are invalid" rather than added.
  */
 export function dialableUrls(urls: string[]): string[] | undefined {
   const parsed = parseMemberUrls(urls);

@@ -4,6 +4,7 @@
 export * from './tls-info';
 export * from './cipher-suites';
 export * from './self-cert';
+export * from './acceptor';
 export {
   CLIENT_CERT_AUTH_FAILED,
   TlsRejectError,

@@ -49,7 +49,7 @@ describe('flags', () => {
     [['--experimental-backend-bbolt-freelist-type', 'hashmap'], /want array or map/],
     [['--listen-client-urls', 'nonsense'], /not a URL/],
     [['--listen-client-urls', 'unix://127.0.0.1:2379'], /unix: URLs are not supported/],
-    [['--listen-peer-urls', 'https://127.0.0.1:2380'], /peer TLS is not built yet/],
+    [['--listen-peer-urls', 'unixs://127.0.0.1:2380'], /unixs: URLs are not supported/],
     [['--data-dir'], /needs an argument/],
     [['--experimental-compaction-sleep-interval', '10 parsecs'], /not a duration/],
     [['stray'], /unexpected argument/],
@@ -70,6 +70,16 @@ describe('flags', () => {
     const auto = parseArgs(['--auto-tls'], { ETCD_CLIENT_CERT_AUTH: 'true' });
     if (auto.kind !== 'serve') throw new Error('not serve');
     expect(auto.config.clientTls).toMatchObject({ autoTls: true, clientCertAuth: true });
+    const peer = parseArgs(['--listen-peer-urls', 'https://127.0.0.1:2380', '--initial-advertise-peer-urls', 'https://127.0.0.1:2380',
+      '--peer-cert-file', 'p.pem', '--peer-key-file', 'pk.pem', '--peer-trusted-ca-file', 'ca.pem', '--peer-client-cert-auth', '--peer-crl-file', 'crl.pem',
+      '--peer-cert-allowed-cn', 'member', '--peer-auto-tls', '--experimental-peer-skip-client-san-verification', '--cipher-suites', 'TLS_AES_128_GCM_SHA256']);
+    if (peer.kind !== 'serve') throw new Error('not serve');
+    expect(peer.config.initialAdvertisePeerUrls).toEqual(['https://127.0.0.1:2380']);
+    expect(peer.config.peerTls).toMatchObject({
+      certFile: 'p.pem', keyFile: 'pk.pem', trustedCaFile: 'ca.pem', clientCertAuth: true, crlFile: 'crl.pem', allowedCN: 'member',
+      autoTls: true, skipClientSanVerify: true, cipherSuites: ['TLS_AES_128_GCM_SHA256'],
+    });
+    expect(peer.config.clientTls.cipherSuites).toEqual(['TLS_AES_128_GCM_SHA256']);
     // Each parse has its own TLS settings.
     const plain = parseArgs([]);
     if (plain.kind !== 'serve') throw new Error('not serve');

@@ -52,6 +52,8 @@ export interface ClusterOptions {
   preVote?: boolean;
   /** How long start and restart may take to serve (default 30 s). */
   readyTimeoutMs?: number;
+  /** The peer URLs' scheme (default http; https needs the peer TLS flags in extraArgs, and no proxies). */
+  peerScheme?: 'http' | 'https';
 }
 
 export type MemberState = 'running' | 'paused' | 'stopped';
@@ -609,7 +611,7 @@ async function startClusterOnce(opts: ClusterOptions): Promise<Cluster> {
         );
       }
     }
-    const listenPeer = peerPorts.map((p) => `http://127.0.0.1:${p}`);
+    const listenPeer = peerPorts.map((p) => `${opts.peerScheme ?? 'http'}://127.0.0.1:${p}`);
     const advertised = opts.proxies ? proxies.map((p) => p.url) : listenPeer;
     const initialCluster = names.map((n, i) => `${n}=${advertised[i]}`).join(',');
     const members = names.map((name, i) => {

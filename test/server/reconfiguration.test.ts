@@ -267,9 +267,9 @@ describe('member changes in one process', () => {
     await expect(m1.addMember([...used, 'http://127.0.0.1:1'], false)).rejects.toBe(Errors.peerUrlExist);
     await expect(m1.updateMember(987654321n, ['http://127.0.0.1:1'])).rejects.toBe(Errors.memberNotFound);
     await expect(m1.addMember(['127.0.0.1:2380'], false)).rejects.toBe(Errors.memberBadUrls);
-    // Valid for etcd, but no Plinth member could reach them (no peer TLS yet, no unix sockets): refused
-    // rather than added (an added member nobody can dial would stay down).
-    await expect(m1.addMember(['https://127.0.0.1:2380'], false)).rejects.toBe(Errors.memberBadUrls);
+    // Valid for etcd, but no Plinth member could reach them (no unix sockets): refused rather than added (an
+    // added member nobody can dial would stay down).
+    await expect(m1.addMember(['unix://127.0.0.1:2380'], false)).rejects.toBe(Errors.memberBadUrls);
     await expect(m1.updateMember(m2.memberId, ['unix://127.0.0.1:2380'])).rejects.toBe(Errors.memberBadUrls);
     await expect(m1.updateMember(m2.memberId, ['http://h:1/path'])).rejects.toBe(Errors.memberBadUrls);
     await put(m1, 'x', 'y');

@@ -142,6 +142,12 @@ export interface H2Options {
    * cancelled). One message is always taken whole, however large. Default 16 MiB.
    */
   maxStreamQueuedBytes?: number;
+  /**
+   * Bytes all of a connection's streams may hold unsent together (what their flow-control windows do not
+   * let out yet): a message that would take the connection past it resets its stream (RST_STREAM CANCEL).
+   * Bounds a client that opens many streams and reads none. Default 64 MiB.
+   */
+  maxConnectionQueuedBytes?: number;
   /** Our SETTINGS_INITIAL_WINDOW_SIZE (grpc-go's InitialWindowSize). Default 1 MiB. */
   streamWindowBytes?: number;
 }
@@ -217,6 +223,11 @@ export class H2Stream {
       this.abort(H2_CANCEL);
       return;
     }
+    if (conn.unsentBytes + len > conn.maxConnectionQueued) {
+      // The client's streams hold too much it does not read, together: this one ends here.
+      this.abort(H2_CANCEL);
+      return;
+    }
     const prefix = Buffer.allocUnsafe(5);
     prefix[0] = 0;
     prefix.writeUInt32BE(payload.length, 1);
@@ -244,6 +255,14 @@ export class H2Stream {
   private queue(b: Buffer): void {
     this.pending.push(b);
     this.pendingBytes += b.length;
+    this.conn.unsentBytes += b.length;
+  }
+
+  /** Drops what is queued (the stream is over), and its share of the connection's unsent bytes. */
+  private dropPending(): void {
+    this.conn.unsentBytes -= this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
   }
 
   /** Sends what the windows allow; then the trailers once everything is out. */
@@ -273,6 +292,7 @@ export class H2Stream {
         }
       }
       this.pendingBytes -= n;
+      conn.unsentBytes -= n;
       this.sendWindow -= n;
       conn.sendWindow -= n;
       if (this.pendingBytes < STREAM_HIGH_WATER) this.listener?.onDrain();
@@ -291,8 +311,7 @@ export class H2Stream {
 
   private closeLocal(): void {
     this.localClosed = true;
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.dropPending();
     if (!this.remoteClosed) {
       // As grpc-go: the answer is complete, the rest of the request is not wanted.
       this.remoteClosed = true;
@@ -312,8 +331,7 @@ export class H2Stream {
   refuse(code: number): void {
     if (this.localClosed) return;
     this.localClosed = this.remoteClosed = true;
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.dropPending();
     this.conn.rst(this.id, code);
     this.conn.forget(this);
   }
@@ -322,8 +340,7 @@ export class H2Stream {
   reset(): void {
     if (this.localClosed) return;
     this.localClosed = this.remoteClosed = true;
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.dropPending();
     this.trailers = undefined;
     this.conn.forget(this);
     this.listener?.onCancel();
@@ -478,6 +495,9 @@ export class H2Connection {
   private hViaGateway = false;
   readonly maxMessageBytes: number;
   readonly maxStreamQueued: number;
+  readonly maxConnectionQueued: number;
+  /** Bytes every stream holds unsent, together (bounded by maxConnectionQueued). */
+  unsentBytes = 0;
   readonly streamWindow: number;
   private readonly maxStreams: number;
   private readonly maxHeaderList: number;
@@ -495,6 +515,7 @@ export class H2Connection {
   ) {
     this.maxMessageBytes = opts.maxMessageBytes;
     this.maxStreamQueued = opts.maxStreamQueuedBytes ?? 16 * 1024 * 1024;
+    this.maxConnectionQueued = opts.maxConnectionQueuedBytes ?? 64 * 1024 * 1024;
     this.streamWindow = opts.streamWindowBytes ?? STREAM_WINDOW;
     this.maxStreams = opts.maxConcurrentStreams ?? 0xffffffff;
     this.maxHeaderList = opts.maxHeaderListBytes ?? 1024 * 1024;

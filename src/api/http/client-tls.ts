@@ -1,19 +1,11 @@
 import type * as net from 'node:net';
-import { createServer, type TLSSocket, type TlsOptions } from 'node:tls';
+import type { TlsOptions } from 'node:tls';
 import type { Log } from '../../server/bootstrap';
-import { applyAutoTls, guardSecureServer, isTlsInfoEmpty, serverTlsOptions, tlsInfoString, TlsConfigError, type TlsInfo } from '../../tls';
+import { applyAutoTls, isTlsInfoEmpty, tlsAcceptor, serverTlsOptions, tlsInfoString, TlsConfigError, type TlsInfo } from '../../tls';
 
 // https client URLs, as etcd's configureClientListeners and transport.NewTLSListener: each accepted
-// connection is handshaken here (gRPC and the gateway share the port: ALPN h2 and http/1.1, and the first
-// bytes decide as on plain ports), then the checks Go runs after the handshake (allowed hostname, CRL).
-
-/**
- * Handshakes under way per listener, past which new connections are closed at once (a client that
- * opens connections and never finishes a handshake holds one slot each, for HANDSHAKE_TIMEOUT_MS).
- */
-export const MAX_PENDING_HANDSHAKES = 1024;
-/** A handshake not done by then is dropped (grpc-go's server ConnectionTimeout is 120 s; a TLS handshake is milliseconds). */
-export const HANDSHAKE_TIMEOUT_MS = 10_000;
+// connection is handshaken (tls/acceptor.ts; gRPC and the gateway share the port: ALPN h2 and http/1.1,
+// and the first bytes decide as on plain ports), then checked as Go checks it (allowed hostname, CRL).
 
 export interface ClientTls {
   /** The info in force (--auto-tls replaces what was given, as etcd's ClientSelfCert). */
@@ -47,41 +39,7 @@ export async function prepareClientTls(
   return { info, options, keyPair: { cert: options.cert as Buffer, key: options.key as Buffer } };
 }
 
-/**
- * Wraps a listener's connection handler: each connection is handshaken first (by a tls.Server the raw
- * sockets are handed to: it verifies client certificates as Go's RequireAndVerifyClientCert and drops
- * a handshake not done in HANDSHAKE_TIMEOUT_MS), checked (guardSecureServer: allowed hostname, CRL),
- * then handed on decrypted. A refused connection is logged as etcd logs it, and closed.
- */
+/** A listener's connection handler for an https client URL (tls/acceptor.ts), logging with the server's logger. */
 export function tlsAccept(tls: ClientTls, log: Log, next: (sock: net.Socket) => void): (sock: net.Socket) => void {
-  const server = createServer({ ...tls.options, handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
-  /** Handshakes under way, by remote address: each releases its slot once done or gone. */
-  const pending = new Map<string, () => void>();
-  const release = (sock: net.Socket) => pending.get(`${sock.remoteAddress}:${sock.remotePort}`)?.();
-  server.on('secureConnection', (sock: TLSSocket) => {
-    release(sock);
-    next(sock);
-  });
-  guardSecureServer(server, tls.info, {
-    role: 'client-listener',
-    onReject: (sock, err) => log('warn', 'rejected connection', { 'remote-addr': `${sock.remoteAddress}:${sock.remotePort}`, error: err.message }),
-  });
-  server.on('tlsClientError', (err: Error, sock: TLSSocket) => {
-    release(sock);
-    log('debug', `http: TLS handshake error from ${sock.remoteAddress}:${sock.remotePort}: ${err.message}`);
-  });
-  return (raw) => {
-    if (pending.size >= MAX_PENDING_HANDSHAKES) {
-      raw.destroy();
-      return;
-    }
-    const key = `${raw.remoteAddress}:${raw.remotePort}`;
-    const done = () => {
-      pending.delete(key);
-      raw.off('close', done);
-    };
-    pending.set(key, done);
-    raw.once('close', done);
-    server.emit('connection', raw);
-  };
+  return tlsAcceptor(tls.options, tls.info, 'client-listener', log, next);
 }

@@ -190,10 +190,10 @@ export function dialPeer(
       resolve();
     };
     const onClose = (): void => {
-      socket.off(sockets.connectEvent, onConnect);
+      socket.off(sockets.connectEvent(url), onConnect);
       reject(socket.errored ?? new Error('connection closed'));
     };
-    socket.once(sockets.connectEvent, onConnect);
+    socket.once(sockets.connectEvent(url), onConnect);
     socket.once('close', onClose);
   });
   return connected

@@ -8,7 +8,7 @@
 import type * as net from 'node:net';
 import { FRAME_HEADER_BYTES, FrameType } from './framing';
 import { ConnectionKind, dialPeer, encodeHello, HandshakeRefused } from './handshake';
-import { parsePeerUrl, plainTcp } from './sockets';
+import { parsePeerUrl, peerSockets, plainTcp, type PeerTls } from './sockets';
 
 /** The most bytes a MEMBERS frame carries: an acceptor sends no more, queryMembers accepts no more by default. */
 export const MAX_MEMBERS_BYTES = 1024 * 1024;
@@ -18,6 +18,8 @@ export interface QueryMembersOptions {
   timeoutMs: number;
   /** Largest answer accepted (default MAX_MEMBERS_BYTES); a larger one is an error. */
   maxBytes?: number;
+  /** Peer TLS, for an https:// url. */
+  tls?: PeerTls;
 }
 
 /**
@@ -54,7 +56,7 @@ export async function queryMembers(url: string | URL, opts: QueryMembersOptions)
     // slow dial, handshake or answer.
     const timer = setTimeout(() => finish(fail(`no answer within ${timeoutMs} ms`)), timeoutMs);
     const hello = encodeHello(ConnectionKind.MEMBERS, 0n, 0n, 0n);
-    dialPeer(plainTcp, u, hello, timeoutMs, (a) => (abort = a)).then(
+    dialPeer(opts.tls ? peerSockets(opts.tls) : plainTcp, u, hello, timeoutMs, (a) => (abort = a)).then(
       ({ socket: s, rest }) => {
         if (settled) {
           s.destroy();

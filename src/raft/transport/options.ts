@@ -2,6 +2,7 @@
 
 import type { BoundListener } from '../../net/bound-listener';
 import type { Message, NodeId } from '../core/types';
+import type { PeerTls } from './sockets';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type Logger = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => void;
@@ -31,6 +32,8 @@ export interface PeerTransportOptions {
    * connections are served from start. Without them the transport binds listenUrls itself.
    */
   listeners?: BoundListener[];
+  /** Peer TLS: https:// listen URLs are served and https:// peers dialled with it. */
+  tls?: PeerTls;
   /** Where received snapshot files are written (created if missing). */
   snapshotDir: string;
   /** Everything received from a peer, in order, one call per received batch. */

@@ -15,7 +15,7 @@ import { MAX_MEMBERS_BYTES } from './members-query';
 import { encodedMessageSize } from './message-codec';
 import { resolveOptions, type LogLevel, type PeerTransportOptions, type ResolvedOptions } from './options';
 import { Peer, type PeerStats } from './peer';
-import { hostOf, parsePeerUrl, plainTcp, portOf, type SocketFactory } from './sockets';
+import { hostOf, parsePeerUrl, peerSockets, plainTcp, portOf, type SocketFactory } from './sockets';
 import { SnapshotReceive, TEMP_PREFIX, TEMP_SUFFIX } from './snapshot-receiver';
 import { startSnapshotSend } from './snapshot-sender';
 
@@ -38,7 +38,7 @@ export class PeerTransport {
   private readonly opts: PeerTransportOptions;
   private readonly resolved: ResolvedOptions;
   private readonly ctx: TransportContext;
-  private readonly sockets: SocketFactory = plainTcp;
+  private readonly sockets: SocketFactory;
   private readonly peers = new Map<NodeId, Peer>();
   private readonly servers: net.Server[] = [];
   private readonly bound: URL[] = [];
@@ -64,6 +64,7 @@ export class PeerTransport {
   private constructor(opts: PeerTransportOptions) {
     this.opts = opts;
     this.resolved = resolveOptions(opts);
+    this.sockets = opts.tls ? peerSockets(opts.tls, (level, msg, fields) => opts.log(level, msg, fields)) : plainTcp;
     const self = this;
     this.ctx = {
       selfId: opts.selfId,
@@ -125,16 +126,17 @@ export class PeerTransport {
         const bound = new URL(l.url.href);
         bound.port = String(l.port);
         this.bound.push(bound);
+        const accept = this.sockets.accepting(l.url, (s) => this.accept(s));
         l.serve((s) => {
           s.setNoDelay(true);
-          this.accept(s);
+          accept(s);
         });
         this.opts.log('info', `listening for peers on ${bound.href}`, { memberId: hex(this.opts.selfId), clusterId: hex(this.opts.clusterId) });
       }
     }
     for (const raw of this.opts.listeners ? [] : this.opts.listenUrls) {
       const url = parsePeerUrl(raw);
-      const server = this.sockets.createServer((s) => this.accept(s));
+      const server = this.sockets.createServer(url, (s) => this.accept(s));
       this.servers.push(server);
       await new Promise<void>((resolve, reject) => {
         const onError = (err: NodeJS.ErrnoException): void => {

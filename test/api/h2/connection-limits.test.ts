@@ -241,6 +241,7 @@ const SERVICE = {
   Hang: method('/t.T/Hang', true, true),
   Firehose: method('/t.T/Firehose', false, true),
   Polite: method('/t.T/Polite', false, true),
+  Big: method('/t.T/Big', false, false),
 };
 
 interface Local {
@@ -272,6 +273,8 @@ async function local(h2: Omit<H2Options, 'maxMessageBytes'>): Promise<Local> {
       };
       go();
     },
+    // One 512 KB answer (as a unary call's: written whole).
+    Big: (_call: ServerCall, cb: (err: null, value: Buffer) => void) => cb(null, Buffer.alloc(512 * 1024, 0x42)),
     // Writes 64 KB messages while write() says so, then waits for 'drain': at most 2000 (128 MB).
     Polite: (call: ServerCall) => {
       call.on('cancelled', () => (written.cancelled = true));
@@ -368,6 +371,22 @@ describe('HTTP/2 connection limits: send queues (in process)', () => {
     expect(l.written.cancelled).toBe(true);
     // 1 MiB beyond the 64 KB high-water mark, in 64 KB messages: cut off at the 18th or so, not the 1000th.
     expect(l.written.n).toBeLessThan(40);
+  });
+
+  it('many streams a client never reads, together: past maxConnectionQueuedBytes further answers are reset (RST_STREAM CANCEL)', async () => {
+    const l = await local({ maxConnectionQueuedBytes: 2 * MB });
+    const a = new RawH2(l.port); // opens no window: 65535 bytes of the connection's window in all
+    await a.connected;
+    const streams = Array.from({ length: 12 }, (_, i) => 2 * i + 1);
+    a.send(Buffer.concat(streams.flatMap((id) => [frame(T.HEADERS, F.END_HEADERS, id, requestBlock('/t.T/Big')), frame(T.DATA, F.END_STREAM, id, grpcMessage(Buffer.alloc(0)))])));
+    await sleep(500);
+    const resets = streams.filter((id) => a.frames.some((f) => f.type === T.RST_STREAM && f.id === id && f.payload.readUInt32BE(0) === E.CANCEL));
+    a.close();
+    await l.close();
+    // 2 MiB holds three answers of 512 KB (and what the first window let out): the other streams are reset.
+    expect(resets.length).toBeGreaterThanOrEqual(7);
+    expect(resets.length).toBeLessThanOrEqual(9);
+    expect(resets).not.toContain(1);
   });
 
   it('a client that opens every window and never reads: the server stops sending (socket buffer bounded), resumes when it reads', async () => {

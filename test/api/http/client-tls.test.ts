@@ -7,11 +7,14 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestCerts, type TestCerts } from '../../helpers/certs';
 import { ETCD_AVAILABLE, ETCDCTL_AVAILABLE, freePort } from '../../helpers/servers';
+import { Etcd3 } from 'etcd3';
 
 // https client URLs (issue #15): Plinth and real etcd 3.4 started with the same TLS flags, driven by the
 // same etcdctl commands (--cacert / --cert / --key) and the same gateway requests over https.
 
 const REPO = resolve(__dirname, '..', '..', '..');
+const PYTHON = '/usr/bin/python3';
+const HAS_PYTHON_ETCD3 = spawnSync(PYTHON, ['-c', 'import etcd3'], { stdio: 'ignore' }).status === 0;
 type Out = { code: number; stdout: string; stderr: string };
 
 interface Member {
@@ -125,7 +128,7 @@ describe.skipIf(!ETCD_AVAILABLE || !ETCDCTL_AVAILABLE)('https client URLs, as et
   }, 90_000);
 
   it('--client-cert-auth: a certificate of the trusted CA is needed; with auth on, its CN is the user (not through the gateway)', async () => {
-    const flags = ['--cert-file', certs.server.cert, '--key-file', certs.server.key, '--trusted-ca-file', certs.ca, '--client-cert-auth'];
+    const flags = ['--cert-file', certs.server.cert, '--key-file', certs.server.key, '--trusted-ca-file', certs.ca, '--client-cert-auth', '--client-crl-file', certs.crlPem];
     const asRoot = ['--cacert', certs.ca, '--cert', certs.clientRoot.cert, '--key', certs.clientRoot.key];
     const asAlice = ['--cacert', certs.ca, '--cert', certs.clientAlice.cert, '--key', certs.clientAlice.key];
     const [etcd, plinth] = await Promise.all([start('etcd', flags, asRoot), start('plinth', flags, asRoot)]);
@@ -135,8 +138,9 @@ describe.skipIf(!ETCD_AVAILABLE || !ETCDCTL_AVAILABLE)('https client URLs, as et
         expect(p, args.join(' ')).toEqual(e);
         return e;
       };
-      // No client certificate, or one of another CA: no connection.
-      for (const tls of [['--cacert', certs.ca], ['--cacert', certs.ca, '--cert', certs.foreignClient.cert, '--key', certs.foreignClient.key]]) {
+      // No client certificate, one of another CA, an expired one, a revoked one (in the CRL): no connection.
+      const withCert = (c: { cert: string; key: string }) => ['--cacert', certs.ca, '--cert', c.cert, '--key', c.key];
+      for (const tls of [['--cacert', certs.ca], withCert(certs.foreignClient), withCert(certs.expiredClient), withCert(certs.revokedClient)]) {
         const [e, p] = [etcdctl(etcd.endpoint, tls, ['get', 'k']), etcdctl(plinth.endpoint, tls, ['get', 'k'])];
         expect(e.code).not.toBe(0);
         expect(p.code).toBe(e.code);
@@ -186,4 +190,60 @@ describe.skipIf(!ETCD_AVAILABLE || !ETCDCTL_AVAILABLE)('https client URLs, as et
       rmSync(dir, { recursive: true, force: true });
     }
   }, 90_000);
+
+  // Debian's python3-etcd3 (gRPC; its token travels as call credentials, which grpcio sends only over TLS)
+  // with user and password: the same session against both; every step's result must be equal.
+  it.skipIf(!HAS_PYTHON_ETCD3)('python3-etcd3 with user and password over TLS gives etcd\'s answers', async () => {
+    const flags = ['--cert-file', certs.server.cert, '--key-file', certs.server.key];
+    const tls = ['--cacert', certs.ca];
+    const [etcd, plinth] = await Promise.all([start('etcd', flags, tls), start('plinth', flags, tls)]);
+    try {
+      const runs = [etcd, plinth].map((m) => {
+        for (const args of [['user', 'add', 'root:rootpw'], ['user', 'add', 'alice:apw'], ['role', 'add', 'ra'],
+          ['role', 'grant-permission', 'ra', 'readwrite', 'a/', '--prefix'], ['role', 'grant-permission', 'ra', 'read', 'r/', '--prefix'],
+          ['user', 'grant-role', 'alice', 'ra'], ['put', 'r/1', 'x'], ['put', 'secret', 'y'], ['auth', 'enable']]) {
+          expect(etcdctl(m.endpoint, tls, args).code, args.join(' ')).toBe(0);
+        }
+        const r = spawnSync(PYTHON, [join(__dirname, '..', 'python3-etcd3-session.py'), m.endpoint.split(':')[1], certs.ca], { encoding: 'utf8', timeout: 90_000 });
+        if (r.status !== 0) throw new Error(`python3-etcd3 session failed (${r.status}): ${r.stderr}`);
+        return JSON.parse(r.stdout) as unknown[];
+      });
+      const [e, p] = runs;
+      expect(e.length).toBe(17);
+      for (let i = 0; i < e.length; i++) expect(p[i]).toEqual(e[i]);
+      // The session reached the cases it is for.
+      expect(e).toContainEqual(['alice get a/1', 'ok', 'v']);
+      const all = JSON.stringify(e);
+      for (const words of ['permission denied', 'user name is empty', 'authentication failed']) expect(all).toContain(words);
+    } finally {
+      await Promise.all([etcd.stop(), plinth.stop()]);
+    }
+  }, 120_000);
+
+  it('the npm etcd3 client over TLS with a client certificate (its credentials option)', async () => {
+    const flags = ['--cert-file', certs.server.cert, '--key-file', certs.server.key, '--trusted-ca-file', certs.ca, '--client-cert-auth'];
+    const probe = ['--cacert', certs.ca, '--cert', certs.clientAlice.cert, '--key', certs.clientAlice.key];
+    const plinth = await start('plinth', flags, probe);
+    const client = (cert?: { cert: string; key: string }) => new Etcd3({
+      hosts: `https://${plinth.endpoint}`,
+      credentials: { rootCertificate: readFileSync(certs.ca), ...(cert ? { privateKey: readFileSync(cert.key), certChain: readFileSync(cert.cert) } : {}) },
+      defaultCallOptions: () => ({ deadline: Date.now() + 5000 }),
+    });
+    const alice = client(certs.clientAlice);
+    const none = client();
+    try {
+      await alice.put('tls/k').value('v');
+      expect(await alice.get('tls/k').string()).toBe('v');
+      const w = await alice.watch().key('tls/k').create();
+      const seen = new Promise<string>((r) => w.on('put', (kv) => r(kv.value.toString())));
+      await alice.put('tls/k').value('w');
+      expect(await seen).toBe('w');
+      await w.cancel();
+      await expect(none.get('tls/k').string()).rejects.toThrow();
+    } finally {
+      alice.close();
+      none.close();
+      await plinth.stop();
+    }
+  }, 60_000);
 });

@@ -142,7 +142,7 @@ describe('members query (kind 4)', () => {
     await none.close();
     expect((await rejection(queryMembers(url, { timeoutMs: 1000 }))).message).toMatch(new RegExp(`^cannot get the members from ${url.replace(/\./g, '\\.')}/: .*ECONNREFUSED`));
 
-    expect((await rejection(queryMembers('https://127.0.0.1:1', { timeoutMs: 1000 }))).message).toContain('invalid peer URL https://127.0.0.1:1/');
+    expect((await rejection(queryMembers('unixs://127.0.0.1:1', { timeoutMs: 1000 }))).message).toContain('invalid peer URL unixs://127.0.0.1:1');
     expect(await rejection(queryMembers(url, { timeoutMs: 0 }))).toBeInstanceOf(RangeError);
   });
 });

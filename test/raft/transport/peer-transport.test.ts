@@ -159,7 +159,7 @@ describe('peer transport: messages', () => {
     expect(b.received.map((r) => r.m.commit)).toEqual([3]);
   });
 
-  it('refuses a busy port with a clear Error, and a non-http URL', async () => {
+  it('refuses a busy port with a clear Error, and a URL that is neither http nor https', async () => {
     const a = await node(1n);
     const port = new URL(a.url).port;
     const attempt = PeerTransport.listen({
@@ -175,7 +175,7 @@ describe('peer transport: messages', () => {
       log() {},
     });
     await expect(attempt).rejects.toThrow(`cannot listen for peers on http://127.0.0.1:${port}/: address already in use`);
-    expect(() => a.t.addPeer(2n, ['https://127.0.0.1:1'])).toThrow('only http:// is supported');
+    expect(() => a.t.addPeer(2n, ['unix://127.0.0.1:1'])).toThrow('only http:// and https:// are supported');
     expect(() => a.t.addPeer(1n, ['http://127.0.0.1:1'])).toThrow('as its own peer');
   });
 
