@@ -52,7 +52,38 @@ describe.skipIf(!ETCDCTL_AVAILABLE).each(kinds)('a 3-member %s cluster on https 
   }, 60_000);
 });
 
+describe.skipIf(!ETCDCTL_AVAILABLE).each(kinds)('a 3-member %s cluster with --peer-auto-tls', (kind) => {
+  it('forms, with self-signed peer certificates made in each data dir, and replicates', async () => {
+    const c = await startCluster({ kind, size: 3, peerScheme: 'https', extraArgs: ['--peer-auto-tls'], heartbeatMs: 50, electionMs: 500, backend: 'memory' });
+    try {
+      const l = await c.waitForLeader();
+      expect(etcdctl(c.members[l].endpoint, ['put', 'auto', 'tls']).code).toBe(0);
+      for (const m of c.members) {
+        let got = '';
+        for (let i = 0; i < 50 && got !== 'tls'; i++, await sleep(100)) got = etcdctl(m.endpoint, ['get', 'auto', '--consistency=s', '--print-value-only']).stdout.trim();
+        expect(got).toBe('tls');
+      }
+    } finally {
+      await c.close();
+    }
+  }, 60_000);
+});
+
 describe.skipIf(!ETCDCTL_AVAILABLE)('peer TLS refusals', () => {
+  it('--peer-cert-allowed-cn: a peer certificate with another CN is refused, so no member hears another', async () => {
+    const err = await startCluster({
+      // Slow elections: fewer log lines, so the members' last lines still show why they cannot connect.
+      kind: 'plinth', size: 3, peerScheme: 'https', heartbeatMs: 400, electionMs: 4000, backend: 'memory', readyTimeoutMs: 6000,
+      extraArgs: () => [...peerFlags(certs.peer), '--peer-cert-allowed-cn', 'someone-else'],
+    }).then(async (c) => {
+      await c.close();
+      return new Error('the cluster came up');
+    }, (e: Error) => e);
+    expect(err.message).toMatch(/no agreed leader|no leader/);
+    // Each dialer refuses the others' certificates (etcd checks the allowed CN on both sides).
+    expect(err.message).toMatch(/cannot connect to peer [0-9a-f]+ at 127\.0\.0\.1:\d+: .*client certificate authentication failed/);
+  }, 60_000);
+
   it('a member whose certificate is of another CA gets no connection; the other two keep a quorum', async () => {
     // The cluster helper wants every member to agree on a leader: here m1 and m2 do, m3 never hears from them.
     const err = await startCluster({
