@@ -28,6 +28,11 @@
 //   --scaling-sizes a,b   key counts for scaling and list-all (default 0,100000,1000000; quick 0,20000)
 //   --quiet-budget SEC    total time to wait for a quiet machine before runs (default 60, quick 15; 0 = never)
 //   --go-bin PATH, --etcd-bin PATH
+//   --tls                 both servers serve https client URLs with one server certificate (CN=server, SAN
+//                         IP:127.0.0.1,DNS:localhost, EC P-256) signed by a throw-away CA, both made with
+//                         openssl in a temp dir at the start and removed at the end; every load tool,
+//                         preload and health check dials TLS and verifies against that CA (--cacert).
+//                         Single servers only (not with --cluster)
 //   --cluster N           N = 3 or 5: N-member clusters of each (etcd's flags, fresh per run, the load
 //                         tool given all N endpoints) for put-100c, range-l-100c, range-s-100c, txn-put;
 //                         writes compare-clusterN.{md,svg,json}. Default 1: single servers, as above
@@ -36,10 +41,10 @@
 //                         from --out-dir's .json (no run)
 
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { FlagError, type FlagSpecs, parseCommandLine } from './lib/flags';
 import { parseGoOutput, pickSection } from './lib/go-output';
-import { closeAll, connect, unary } from './lib/load';
+import { type ClientTls, closeAll, connect, unary } from './lib/load';
 import { clusterRowIds, CLUSTER_ROW_IDS, type ClusterLayout, memberCommand, memberNames, parseClusterSize, resultBaseName, shellLine } from './lib/cluster-cmd';
 import { type ClusterCompareResult, renderClusterMarkdown } from './lib/cluster-report';
 import { type ClusterStartOpts, runOnFreshCluster } from './lib/cluster';
@@ -65,6 +70,7 @@ import {
 } from './lib/report';
 import { killAllSync, restartServer, runChild, type Server, startServer, stopServer } from './lib/servers';
 import type { Summary } from './lib/stats';
+import { type BenchTls, makeBenchTls, removeBenchTls, SERVER_CN, SERVER_SAN } from './lib/tls';
 import { encodePut } from './lib/wire';
 import { type DriverResult, preloadKey } from './driver';
 
@@ -96,8 +102,8 @@ interface Row {
 const RANGE_KEY = '/bench/range-key';
 const VALUE_256 = Buffer.alloc(256, 'v');
 
-async function putOne(endpoint: string, key: string, value: Buffer): Promise<void> {
-  const [c] = await connect([endpoint], 1, 5000);
+async function putOne(endpoint: string, key: string, value: Buffer, tls?: ClientTls): Promise<void> {
+  const [c] = await connect([endpoint], 1, 5000, 0, tls);
   try {
     await unary(c, '/etcdserverpb.KV/Put', encodePut(Buffer.from(key), value));
   } finally {
@@ -125,7 +131,7 @@ const ROWS: Row[] = [
     go: true,
     total: { full: 60_000, quick: 15_000 },
     args: (n) => ['--conns=10', '--clients=100', 'range', RANGE_KEY, '--consistency=s', `--total=${n}`],
-    setup: (endpoint) => putOne(endpoint, RANGE_KEY, VALUE_256),
+    setup: (endpoint, o) => putOne(endpoint, RANGE_KEY, VALUE_256, o.certs),
   },
   {
     id: 'range-l-100c',
@@ -135,7 +141,7 @@ const ROWS: Row[] = [
     go: true,
     total: { full: 40_000, quick: 10_000 },
     args: (n) => ['--conns=10', '--clients=100', 'range', RANGE_KEY, '--consistency=l', `--total=${n}`],
-    setup: (endpoint) => putOne(endpoint, RANGE_KEY, VALUE_256),
+    setup: (endpoint, o) => putOne(endpoint, RANGE_KEY, VALUE_256, o.certs),
   },
   {
     id: 'put-1c',
@@ -252,6 +258,7 @@ const FLAGS: FlagSpecs = {
   'go-bin': { type: 'string', default: DEFAULT_GO_BIN, help: "etcd's Go benchmark tool" },
   'etcd-bin': { type: 'string', default: '/usr/bin/etcd', help: 'etcd binary' },
   cluster: { type: 'int', default: 1, help: 'members per cluster: 1 (single servers), 3 or 5' },
+  tls: { type: 'bool', default: false, help: 'serve and dial https with a throw-away CA and server certificate' },
   list: { type: 'bool', default: false, help: 'list workloads' },
   render: { type: 'bool', default: false, help: 're-render compare.md/svg from the compare.json in --out-dir' },
 };
@@ -272,6 +279,10 @@ interface Opts {
   etcdBin: string;
   /** members per server: 1 = single servers (scaling and list-all run only then) */
   cluster: number;
+  /** --tls: both servers on https client URLs, every client over TLS */
+  tls: boolean;
+  /** the certificates of a --tls run, made by main() before the first server starts */
+  certs?: BenchTls;
   commandLine: string;
 }
 
@@ -302,6 +313,9 @@ function parseOpts(argv: string[]): Opts | undefined {
     return undefined;
   }
   const cluster = parseClusterSize(f.cluster as number);
+  // clusters would need peer certificates too, and their report has no TLS column: refuse rather than
+  // measure a plaintext cluster under a --tls command line
+  if (f.tls && cluster > 1) throw new FlagError('--tls: single servers only (leave out --cluster, or use --cluster 1)');
   if (f.render) {
     const outDir = (f['out-dir'] as string) || join(ROOT, 'bench', 'results');
     if (cluster > 1) renderCluster(outDir, cluster);
@@ -369,6 +383,7 @@ function parseOpts(argv: string[]): Opts | undefined {
     goBin,
     etcdBin: f['etcd-bin'] as string,
     cluster,
+    tls: f.tls as boolean,
     commandLine: `npm run bench:compare${all.length ? ` -- ${all.join(' ')}` : ''}`,
   };
 }
@@ -383,16 +398,21 @@ interface LoadOut {
   driverResult?: DriverResult;
 }
 
+/** The load tools' TLS flags (the Go tool's names, which the TS driver shares): trust the run's CA. */
+function tlsClientArgs(o: Opts): string[] {
+  return o.certs ? [`--cacert=${o.certs.caFile}`] : [];
+}
+
 /** Runs the load tool against `endpoints` (one server's, or every member of a cluster). */
 async function runLoad(driver: 'go' | 'ts', o: Opts, endpoints: readonly string[], args: string[], timeoutMs: number, section?: RegExp): Promise<LoadOut> {
   if (driver === 'go') {
-    const r = await runChild(o.goBin, [`--endpoints=${endpoints.join(',')}`, '--precise', ...args], timeoutMs);
+    const r = await runChild(o.goBin, [`--endpoints=${endpoints.join(',')}`, ...tlsClientArgs(o), '--precise', ...args], timeoutMs);
     if (r.timedOut) throw new Error(`Go tool timed out after ${timeoutMs / 1000} s`);
     const secs = parseGoOutput(r.stdout);
     if (r.code !== 0 && secs.length === 0) throw new Error(`Go tool exited ${r.code ?? r.signal}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`);
     return { section: pickSection(secs, section) };
   }
-  const r = await runChild(process.execPath, ['--max-semi-space-size=32', DRIVER_JS, `--endpoints=${endpoints.join(',')}`, '--json', `--max-time=${Math.round(timeoutMs * 0.8)}ms`, ...args], timeoutMs);
+  const r = await runChild(process.execPath, ['--max-semi-space-size=32', DRIVER_JS, `--endpoints=${endpoints.join(',')}`, ...tlsClientArgs(o), '--json', `--max-time=${Math.round(timeoutMs * 0.8)}ms`, ...args], timeoutMs);
   if (r.timedOut) throw new Error(`TS driver timed out after ${timeoutMs / 1000} s`);
   const line = r.stdout.trim().split('\n').pop() ?? '';
   let res: DriverResult;
@@ -442,7 +462,7 @@ async function measured(driver: 'go' | 'ts', o: Opts, s: Server, args: string[],
 
 async function preload(endpoint: string, o: Opts, n: number, prefix: string): Promise<number> {
   const t0 = Date.now();
-  const r = await runChild(process.execPath, ['--max-semi-space-size=32', DRIVER_JS, `--endpoints=${endpoint}`, '--json', '--conns=4', '--clients=16', 'preload', `--total=${n}`, `--key-prefix=${prefix}`, '--val-size=256', '--txn-ops=128', '--max-time=20m'], 25 * 60_000);
+  const r = await runChild(process.execPath, ['--max-semi-space-size=32', DRIVER_JS, `--endpoints=${endpoint}`, ...tlsClientArgs(o), '--json', '--conns=4', '--clients=16', 'preload', `--total=${n}`, `--key-prefix=${prefix}`, '--val-size=256', '--txn-ops=128', '--max-time=20m'], 25 * 60_000);
   const res = JSON.parse(r.stdout.trim().split('\n').pop() || '{}') as DriverResult;
   const sec = res.sections?.[0];
   if (!sec || sec.errors > 0 || sec.count !== Math.ceil(n / 128)) {
@@ -455,7 +475,7 @@ function timeoutFor(o: Opts): number {
   return (o.quick ? 90 : 180) * 1000;
 }
 
-const serverOpts = (o: Opts) => ({ baseDir: o.baseDir, root: ROOT, etcdBin: o.etcdBin });
+const serverOpts = (o: Opts) => ({ baseDir: o.baseDir, root: ROOT, etcdBin: o.etcdBin, tls: o.certs });
 
 async function runRow(o: Opts, row: Row, kind: Kind): Promise<RunMetrics> {
   const driver = row.go ? o.driver : 'ts';
@@ -487,7 +507,7 @@ async function runSizePoint(o: Opts, size: number, kind: Kind, scaling: ScalePoi
     if (size > 0) {
       log(`  ${kind}: preloading ${sizeLabel(size)} keys`);
       point.preloadSec = await preload(s.endpoint, o, size, SCALE_PREFIX);
-    } else await putOne(s.endpoint, key, VALUE_256);
+    } else await putOne(s.endpoint, key, VALUE_256, o.certs);
     point.rssAfterPreloadMb = statusKb(s.pid, 'VmRSS') / 1024;
     const tmo = timeoutFor(o);
     if (o.scaling) {
@@ -672,22 +692,40 @@ async function runClusterCompare(o: Opts, machine: MachineInfo, t0: number): Pro
 // ---------------------------------------------------------------------------------------------------
 // Report
 
+/** The load commands' endpoint flags as the report shows them (PORT: a fresh free port per run). */
+function endpointArgs(o: Opts): string {
+  return o.tls ? '--endpoints=https://127.0.0.1:PORT --cacert=ca.pem' : '--endpoints=127.0.0.1:PORT';
+}
+
+/** What the report says of a --tls run: the servers' flags, the certificate, how every client dialed. */
+function tlsNote(o: Opts): string | undefined {
+  if (!o.certs) return undefined;
+  const c = o.certs;
+  return (
+    `TLS: both servers served their client URL over https (\`--listen-client-urls https://127.0.0.1:PORT --advertise-client-urls https://127.0.0.1:PORT --cert-file ${basename(c.certFile)} --key-file ${basename(c.keyFile)}\`, no client-certificate auth) with the same server certificate ` +
+    `(CN=${SERVER_CN}, SAN ${SERVER_SAN}, EC P-256, extendedKeyUsage serverAuth,clientAuth) signed by a throw-away EC P-256 CA, both made with openssl at the start of the run and deleted at its end; ` +
+    `every client (the load tool, the TS preloader, set-up puts, health checks) dialed https://127.0.0.1:PORT and verified the certificate against that CA (\`--cacert=${basename(c.caFile)}\`)`
+  );
+}
+
 function commandOf(row: Row, o: Opts): string {
   const driver = row.go ? o.driver : 'ts';
   const tool = driver === 'go' ? 'benchmark' : 'node dist/bench/driver.js';
-  return `${tool} --endpoints=127.0.0.1:PORT${driver === 'go' ? ' --precise' : ''} ${row.args(o.quick ? row.total.quick : row.total.full).join(' ')}`;
+  return `${tool} ${endpointArgs(o)}${driver === 'go' ? ' --precise' : ''} ${row.args(o.quick ? row.total.quick : row.total.full).join(' ')}`;
 }
 
 function renderMarkdown(r: CompareResult): string {
   const m = r.machine;
   const lines: string[] = [];
-  lines.push(`# Plinth vs etcd ${m.etcd}, side by side (issue #8)`);
+  lines.push(`# Plinth vs etcd ${m.etcd}, side by side${r.tls ? ', over TLS' : ''} (issue #8)`);
   lines.push('');
   lines.push('Generated by `npm run bench:compare` (`bench/compare.ts`) — do not edit by hand; the raw numbers are in `compare.json`.');
   lines.push('');
   lines.push(`- command: \`${r.command}\` (${r.quick ? 'quick' : 'full'} mode, ${Math.round(r.elapsedSec)} s)`);
   lines.push(machineLines(m, r.baseDir));
   lines.push(`- load: ${r.driverNote}`);
+  // results from before --tls existed have no field: those runs were plaintext too
+  lines.push(r.tls ? `- transport: ${r.tls}. Reproduce: \`${r.command}\`` : '- transport: plaintext gRPC (HTTP/2 without TLS) on loopback; `--tls` runs both servers on https');
   lines.push(
     `- method: for each workload and each of ${r.rounds} round(s), etcd then Plinth (A B${r.rounds > 1 ? ' A B' : ''}${r.rounds > 2 ? ' …' : ''}), each time a freshly started server on a new data dir, loopback, free port; the tables hold medians over rounds. Before each run the orchestrator waits (budget-limited) for the shared machine to be under 25% busy; "others" is the CPU % other processes used during a run.`,
   );
@@ -749,7 +787,7 @@ function writeOutputs(result: CompareResult, outDir: string, driver: string): vo
   const m = result.machine;
   writeFileSync(join(outDir, 'compare.md'), `${renderMarkdown(result)}\n`);
   if (result.rows.length) {
-    const sub = `${m.cores} cores ${m.cpu}, ${result.baseDir.startsWith('/dev/shm') ? 'tmpfs' : 'disk'}, fsync on; ${result.rounds} round(s); ${driver === 'go' ? 'Go tool' : 'TS driver'}; ${m.date.slice(0, 10)}; Plinth ${m.git.split(' ')[0]}`;
+    const sub = `${m.cores} cores ${m.cpu}, ${result.baseDir.startsWith('/dev/shm') ? 'tmpfs' : 'disk'}, fsync on${result.tls ? ', TLS' : ''}; ${result.rounds} round(s); ${driver === 'go' ? 'Go tool' : 'TS driver'}; ${m.date.slice(0, 10)}; Plinth ${m.git.split(' ')[0]}`;
     writeFileSync(join(outDir, 'compare.svg'), ratioSvg(result.rows, sub));
   }
 }
@@ -791,7 +829,14 @@ async function main(): Promise<number> {
       if (o.ownBaseDir) rmSync(o.baseDir, { recursive: true, force: true });
     }
   }
-  log(`bench:compare: ${o.rows.length} workload(s) × ${o.rounds} round(s)${o.scaling ? `, scaling ${o.sizes.map(sizeLabel).join('/')}` : ''}${o.listAll ? ', list-all' : ''}; driver ${o.driver}; data under ${o.baseDir}`);
+  if (o.tls) {
+    const certs = await makeBenchTls();
+    o.certs = certs;
+    // an interrupt exits through servers.ts' signal handlers: 'exit' handlers cannot wait, so this one is sync
+    process.on('exit', () => rmSync(certs.dir, { recursive: true, force: true }));
+    log(`TLS: CA and server certificate (CN=${SERVER_CN}, SAN ${SERVER_SAN}) in ${certs.dir}; both servers on https`);
+  }
+  log(`bench:compare: ${o.rows.length} workload(s) × ${o.rounds} round(s)${o.scaling ? `, scaling ${o.sizes.map(sizeLabel).join('/')}` : ''}${o.listAll ? ', list-all' : ''}; driver ${o.driver}${o.tls ? '; TLS (https)' : ''}; data under ${o.baseDir}`);
   const rows: RowResult[] = o.rows.map((r) => ({
     id: r.id,
     title: r.title,
@@ -839,12 +884,13 @@ async function main(): Promise<number> {
       rows,
       scaling,
       listAll: lists,
+      tls: tlsNote(o),
       scaleCommands: o.scaling
         ? [
-            `preload: node dist/bench/driver.js --endpoints=127.0.0.1:PORT --conns=4 --clients=16 preload --total=N --key-prefix=${SCALE_PREFIX} --val-size=256 --txn-ops=128`,
-            `${o.driver === 'go' ? 'benchmark' : 'node dist/bench/driver.js'} --endpoints=127.0.0.1:PORT --conns=10 --clients=100 range ${SCALE_PREFIX}<N/2> --consistency=s --total=${o.quick ? 10_000 : 40_000}`,
-            `${o.driver === 'go' ? 'benchmark' : 'node dist/bench/driver.js'} --endpoints=127.0.0.1:PORT --conns=1 --clients=1 range ${SCALE_PREFIX}<N/2> --consistency=l --total=${o.quick ? 1_000 : 4_000}`,
-            `${o.driver === 'go' ? 'benchmark' : 'node dist/bench/driver.js'} --endpoints=127.0.0.1:PORT --conns=10 --clients=100 put --key-size=16 --val-size=256 --key-space-size=10000000 --total=${o.quick ? 10_000 : 30_000}`,
+            `preload: node dist/bench/driver.js ${endpointArgs(o)} --conns=4 --clients=16 preload --total=N --key-prefix=${SCALE_PREFIX} --val-size=256 --txn-ops=128`,
+            `${o.driver === 'go' ? 'benchmark' : 'node dist/bench/driver.js'} ${endpointArgs(o)} --conns=10 --clients=100 range ${SCALE_PREFIX}<N/2> --consistency=s --total=${o.quick ? 10_000 : 40_000}`,
+            `${o.driver === 'go' ? 'benchmark' : 'node dist/bench/driver.js'} ${endpointArgs(o)} --conns=1 --clients=1 range ${SCALE_PREFIX}<N/2> --consistency=l --total=${o.quick ? 1_000 : 4_000}`,
+            `${o.driver === 'go' ? 'benchmark' : 'node dist/bench/driver.js'} ${endpointArgs(o)} --conns=10 --clients=100 put --key-size=16 --val-size=256 --key-space-size=10000000 --total=${o.quick ? 10_000 : 30_000}`,
           ]
         : [],
     };
@@ -857,6 +903,7 @@ async function main(): Promise<number> {
   } finally {
     killAllSync();
     if (o.ownBaseDir) rmSync(o.baseDir, { recursive: true, force: true });
+    if (o.certs) await removeBenchTls(o.certs);
   }
 }
 

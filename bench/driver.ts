@@ -15,16 +15,18 @@
 //   list-all KEY [END]  --limit --consistency   (pages of --limit from the last key + "\0" at the first page's
 //                    revision, as kube-apiserver lists; --limit=0 is one unpaginated range)
 //
-// Global: --endpoints, --conns, --clients, --precise, --dial-timeout, and the driver's own --json (one JSON
+// Global: --endpoints, --conns, --clients, --precise, --dial-timeout, --cacert/--cert/--key (TLS, as the Go
+// tool: an https:// endpoint dials TLS, a bare host:port does when --cacert is given), and the driver's own --json (one JSON
 // result line on stdout, the text report on stderr), --server-pid (sample that process's RSS during the run),
 // --max-time (wall-time bound of the load phase, default 5m). Output: pkg/report's text (Summary, histogram,
 // latency distribution, errors), so the same parser reads both tools.
 
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type * as grpc from '@grpc/grpc-js';
 import { type CommandSpec, FlagError, type FlagSpecs, type FlagValue, flagUsage, parseCommandLine } from './lib/flags';
-import { closeAll, connect, Limiter, pass, runUnary, sleep, unary, type UnaryResult } from './lib/load';
+import { type ClientTls, closeAll, connect, Limiter, pass, runUnary, sleep, unary, type UnaryResult } from './lib/load';
 import { RssSampler, type RssStats } from './lib/proc';
 import { formatReport, Recorder, summarize, type Summary } from './lib/stats';
 import {
@@ -68,6 +70,9 @@ export const GLOBAL_FLAGS: FlagSpecs = {
   clients: int(1, 'Total number of gRPC clients'),
   precise: bool('use full floating point precision'),
   'dial-timeout': { type: 'duration', default: 10_000, help: 'dial timeout for client connections' },
+  cacert: str('', 'verify certificates of HTTPS-enabled servers using this CA bundle'),
+  cert: str('', 'identify HTTPS client using this SSL certificate file'),
+  key: str('', 'identify HTTPS client using this SSL key file'),
   json: bool('print one JSON result line on stdout (the text report goes to stderr)'),
   'server-pid': int(0, "sample this process's VmRSS/VmHWM during the run"),
   'max-time': { type: 'duration', default: 300_000, help: 'stop sending after this long (the run is still reported)' },
@@ -232,6 +237,8 @@ interface Ctx {
   maxMs: number;
   endpoints: string[];
   dialMs: number;
+  /** the TLS material of --cacert/--cert/--key, for connections a workload opens itself */
+  tls?: ClientTls;
   log: (s: string) => void;
 }
 
@@ -461,7 +468,7 @@ async function watchLatencyCmd(c: Ctx): Promise<DriverResult> {
   const W = c.clients;
   const total = f.total as number;
   const deadline = performance.now() + c.maxMs;
-  const putConn = (await connect(c.endpoints, 1, c.dialMs, c.conns.length))[0];
+  const putConn = (await connect(c.endpoints, 1, c.dialMs, c.conns.length, c.tls))[0];
   const rec = new Recorder(W * total);
   // one stream per connection used by a watcher (clientv3 puts a client's watches on one stream)
   const nStreams = Math.min(c.conns.length, W);
@@ -703,6 +710,19 @@ export function formatResult(r: DriverResult, precise: boolean): string {
   return out;
 }
 
+/**
+ * --cacert / --cert / --key as the Go tool reads them: a client pair needs both halves; with a pair but no
+ * CA the servers are checked against the system's roots. undefined when none is given (plaintext unless an
+ * endpoint says https://).
+ */
+async function clientTls(cacert: string, cert: string, key: string): Promise<ClientTls | undefined> {
+  if (!cacert && !cert && !key) return undefined;
+  if (Boolean(cert) !== Boolean(key)) throw new Error('--cert and --key go together');
+  const read = (flag: string, file: string) => readFile(file).catch((e: Error) => Promise.reject(new Error(`--${flag}: ${e.message}`)));
+  const [ca, c, k] = await Promise.all([cacert ? read('cacert', cacert) : undefined, cert ? read('cert', cert) : undefined, key ? read('key', key) : undefined]);
+  return { ca, cert: c, key: k };
+}
+
 export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
@@ -728,7 +748,14 @@ export async function main(argv: string[]): Promise<number> {
   const json = f.json as boolean;
   const log = (s: string) => process.stderr.write(`${s}\n`);
   const endpoints = f.endpoints as string[];
-  const conns = await connect(endpoints, Math.min(nConns, clients), f['dial-timeout'] as number);
+  let tls: ClientTls | undefined;
+  try {
+    tls = await clientTls(f.cacert as string, f.cert as string, f.key as string);
+  } catch (e) {
+    process.stderr.write(`Error: ${(e as Error).message}\n`);
+    return 2;
+  }
+  const conns = await connect(endpoints, Math.min(nConns, clients), f['dial-timeout'] as number, 0, tls);
   const pid = f['server-pid'] as number;
   const sampler = pid > 0 ? new RssSampler(pid) : undefined;
   try {
@@ -740,6 +767,7 @@ export async function main(argv: string[]): Promise<number> {
       maxMs: f['max-time'] as number,
       endpoints,
       dialMs: f['dial-timeout'] as number,
+      tls,
       log,
     });
     if (sampler) result.rss = sampler.stop();

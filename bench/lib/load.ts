@@ -21,18 +21,37 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.enable_retries': 0,
 };
 
-/** gRPC target for an endpoint given as host:port or http://host:port. */
-export function target(endpoint: string): string {
-  const e = endpoint.replace(/^https?:\/\//, '').replace(/\/+$/, '');
-  if (endpoint.startsWith('https://')) throw new Error(`TLS endpoints are not supported by this driver: ${endpoint}`);
-  return e;
+/** Client TLS material: the CA that signed the servers' certificates (else the system's roots), and an optional client pair. */
+export interface ClientTls {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
 }
 
-export async function connect(endpoints: readonly string[], n: number, dialTimeoutMs: number, offset = 0): Promise<grpc.Client[]> {
+/** gRPC target for an endpoint given as host:port, http://host:port or https://host:port. */
+export function target(endpoint: string): string {
+  return endpoint.replace(/^https?:\/\//, '').replace(/\/+$/, '');
+}
+
+/**
+ * Transport credentials for an endpoint, as etcd's clientv3 picks them: http:// is plaintext, https:// is
+ * TLS (with `tls`'s CA, else the system's roots), and a bare host:port is TLS exactly when `tls` is given.
+ */
+export function credentialsFor(endpoint: string, tls?: ClientTls): grpc.ChannelCredentials {
+  if (endpoint.startsWith('http://')) return grpc.credentials.createInsecure();
+  // grpc-js sends an IP host as SNI, which Node warns about once per process (DEP0123); harmless: the
+  // certificate is still checked against the IP (the SAN) and the CA
+  if (tls) return grpc.credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null);
+  if (endpoint.startsWith('https://')) return grpc.credentials.createSsl();
+  return grpc.credentials.createInsecure();
+}
+
+export async function connect(endpoints: readonly string[], n: number, dialTimeoutMs: number, offset = 0, tls?: ClientTls): Promise<grpc.Client[]> {
   if (endpoints.length === 0) throw new Error('no endpoints');
   const conns: grpc.Client[] = [];
   for (let i = 0; i < n; i++) {
-    conns.push(new grpc.Client(target(endpoints[(i + offset) % endpoints.length]), grpc.credentials.createInsecure(), CHANNEL_OPTIONS));
+    const ep = endpoints[(i + offset) % endpoints.length];
+    conns.push(new grpc.Client(target(ep), credentialsFor(ep, tls), CHANNEL_OPTIONS));
   }
   const deadline = Date.now() + dialTimeoutMs;
   await Promise.all(

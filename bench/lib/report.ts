@@ -113,6 +113,8 @@ export interface CompareResult {
   listAll: ListPoint[];
   scaleCommands: string[];
   discardedNote?: string;
+  /** set for a --tls run: how the servers served https and how the clients dialed (absent: plaintext) */
+  tls?: string;
 }
 
 export const METRIC_LABEL: Record<Metric, string> = { rps: 'throughput (req/s)', p50: 'p50 latency (ms)', p99: 'p99 latency (ms)' };

@@ -1,14 +1,16 @@
 // Throw-away servers for benchmarks: real etcd (Debian's /usr/bin/etcd, 3.4) and Plinth (node bin/plinth.js
 // from this checkout's dist/), each on a fresh data dir under one base dir, on free loopback ports, with
-// the same durability (fsync on, default batch settings). Every child process this module starts (servers
-// and load tools) is registered, and killed — by its PID only — when the orchestrator exits, is
-// interrupted, or fails.
+// the same durability (fsync on, default batch settings); with `tls`, both serve https client URLs with the
+// same certificate (etcd's --cert-file/--key-file, which Plinth shares). Every child process this module
+// starts (servers and load tools) is registered, and killed — by its PID only — when the orchestrator
+// exits, is interrupted, or fails.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { closeAll, connect, unary } from './load';
+import { type ClientTls, closeAll, connect, unary } from './load';
+import { type BenchTls, serverTlsArgs } from './tls';
 import { encodeRange } from './wire';
 
 export type ServerKind = 'etcd' | 'plinth';
@@ -26,6 +28,8 @@ export interface Server {
   cmd: string;
   args: string[];
   healthTimeoutMs: number;
+  /** set when the server serves https: what a client needs to trust it (endpoint is then https://) */
+  tls?: ClientTls;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -93,12 +97,15 @@ export interface StartOpts {
   plinthBackend?: string;
   extraArgs?: string[];
   healthTimeoutMs?: number;
+  /** serve the client URL over https with this certificate (the peer URL stays http: single member) */
+  tls?: BenchTls;
 }
 
 export async function startServer(kind: ServerKind, o: StartOpts): Promise<Server> {
   const dir = mkdtempSync(join(o.baseDir, `${kind}-bench.`));
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${o.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const tlsArgs = o.tls ? serverTlsArgs(o.tls) : [];
   const log = join(dir, `${kind}.log`);
   let args: string[];
   let cmd: string;
@@ -110,6 +117,7 @@ export async function startServer(kind: ServerKind, o: StartOpts): Promise<Serve
       '--listen-client-urls', url, '--advertise-client-urls', url,
       '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `bench=${peer}`,
       '--logger', 'zap', '--log-outputs', 'stderr',
+      ...tlsArgs,
       ...(o.extraArgs ?? []),
     ];
   } else {
@@ -117,10 +125,15 @@ export async function startServer(kind: ServerKind, o: StartOpts): Promise<Serve
     args = [
       join(o.root, 'bin', 'plinth.js'), '--data-dir', join(dir, 'data'),
       '--listen-client-urls', url, '--advertise-client-urls', url, '--backend', o.plinthBackend ?? 'lmdb',
+      ...tlsArgs,
       ...(o.extraArgs ?? []),
     ];
   }
-  return launch({ kind, pid: -1, port, endpoint: `127.0.0.1:${port}`, dir, log, proc: undefined as unknown as ChildProcess, startMs: 0, cmd, args, healthTimeoutMs: o.healthTimeoutMs ?? 30_000 });
+  // with TLS the endpoint says https:// so that every client (the Go tool, the TS driver, the health check)
+  // dials TLS whatever its defaults for a bare host:port, and an http-only server fails the run loudly
+  const endpoint = o.tls ? url : `127.0.0.1:${port}`;
+  const tls = o.tls ? { ca: o.tls.ca } : undefined;
+  return launch({ kind, pid: -1, port, endpoint, dir, log, proc: undefined as unknown as ChildProcess, startMs: 0, cmd, args, healthTimeoutMs: o.healthTimeoutMs ?? 30_000, tls });
 }
 
 /** Spawns s.cmd s.args (logging to s.log) and waits until a linearizable Range answers. */
@@ -146,7 +159,7 @@ async function launch(s: Server): Promise<Server> {
       throw new Error(`${s.kind} not healthy after ${s.healthTimeoutMs / 1000} s; log:\n${safeTail(s.log)}`);
     }
     try {
-      const [c] = await connect([srv.endpoint], 1, 1000);
+      const [c] = await connect([srv.endpoint], 1, 1000, 0, srv.tls);
       try {
         await unary(c, '/etcdserverpb.KV/Range', encodeRange({ key: Buffer.from('health') }), 1000);
         srv.startMs = Date.now() - t0;
