@@ -101,6 +101,10 @@ export const FLAGS: FlagSpec[] = [
   { name: 'initial-cluster-token', etcd: true, help: 'Initial cluster token for the etcd cluster during bootstrap.', apply: (c, v) => (c.initialClusterToken = v) },
   { name: 'heartbeat-interval', etcd: true, help: 'Time (in milliseconds) of a heartbeat interval.', apply: (c, v) => (c.heartbeatIntervalMs = int('heartbeat-interval', v, 1)) },
   { name: 'election-timeout', etcd: true, help: 'Time (in milliseconds) for an election to timeout.', apply: (c, v) => (c.electionTimeoutMs = int('election-timeout', v, 1)) },
+  {
+    name: 'experimental-snapshot-catchup-entries', etcd: true, help: 'Number of entries for a slow follower to catch up after compacting the raft storage entries (etcd 3.5; default 5000).',
+    apply: (c, v) => (c.snapshotCatchUpEntries = int('experimental-snapshot-catchup-entries', v, 1)),
+  },
   { name: 'snapshot-count', etcd: true, help: 'Number of committed transactions to trigger a snapshot to disk.', apply: (c, v) => (c.snapshotCount = int('snapshot-count', v, 1)) },
   {
     name: 'strict-reconfig-check', etcd: true, bool: true, help: 'Reject reconfiguration requests that would cause quorum loss.',

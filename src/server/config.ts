@@ -34,6 +34,12 @@ export interface ServerConfig {
   electionTimeoutMs: number;
   /** Applied entries between raft snapshots (etcd's --snapshot-count). */
   snapshotCount: number;
+  /**
+   * Entries the leader keeps in its log behind a snapshot, so a follower that lags by fewer catches up
+   * from the log rather than by a whole snapshot (etcd's SnapshotCatchUpEntries, 5000; etcd 3.5's
+   * --experimental-snapshot-catchup-entries).
+   */
+  snapshotCatchUpEntries: number;
   /** Raft pre-vote (etcd's --pre-vote): a partitioned member cannot disrupt the others when it returns. */
   preVote: boolean;
   /**
@@ -122,6 +128,7 @@ export function defaultConfig(): ServerConfig {
     heartbeatIntervalMs: 100,
     electionTimeoutMs: 1000,
     snapshotCount: 100_000,
+    snapshotCatchUpEntries: 5000,
     preVote: false,
     strictReconfigCheck: true,
     maxRequestBytes: 1.5 * 1024 * 1024,

@@ -310,7 +310,9 @@ export class EtcdServer {
         transport,
         heartbeatMs: cfg.heartbeatIntervalMs,
         snapshotCount: cfg.snapshotCount,
-        catchUpEntries: Math.min(5000, cfg.snapshotCount),
+        // etcd keeps 5000 whatever the snapshot count: with fewer, a follower a little behind under load is
+        // sent snapshot after snapshot, and what was proposed through it is answered only by its timeout.
+        catchUpEntries: cfg.snapshotCatchUpEntries,
         durableBackend: backend.kind !== 'memory',
         confState: m.confState,
         // A new cluster's members elect without waiting a whole election timeout first.

@@ -135,7 +135,7 @@ describe('the auth store in a cluster', () => {
   });
 
   it('a member caught up from a snapshot has the users and roles of the snapshot', async () => {
-    const cfgs = await clusterCfgs(3, { snapshotCount: 50 });
+    const cfgs = await clusterCfgs(3, { snapshotCount: 50, snapshotCatchUpEntries: 50 });
     const ms = await Promise.all(cfgs.map(start));
     const leader = await leaderOf(ms);
     const fi = ms.findIndex((m) => m !== leader);

@@ -193,6 +193,8 @@ describe.each([3, 5])('a %i-member Plinth cluster under faults', (size) => {
     async () => {
       const c = (cluster = await startCluster({
         kind: 'plinth', size, proxies: true, snapshotCount: 200, heartbeatMs: HEARTBEAT_MS, electionMs: ELECTION_MS,
+        // A follower killed and restarted is caught up by a snapshot (a short log behind the snapshot).
+        extraArgs: ['--experimental-snapshot-catchup-entries', '200'],
         preVote: size === 5,
       }));
       const w = new Workload(c, size === 3 ? 2 : 1, 2500);

@@ -113,7 +113,7 @@ describe('a cluster in one process', () => {
   });
 
   it('a member far behind catches up from a snapshot of the backend', async () => {
-    const specs = await clusterSpecs(3, { snapshotCount: 50 });
+    const specs = await clusterSpecs(3, { snapshotCount: 50, snapshotCatchUpEntries: 50 });
     const ms = await Promise.all(specs.map(start));
     const leader = await leaderOf(ms);
     const fi = ms.findIndex((m) => m !== leader);

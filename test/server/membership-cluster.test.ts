@@ -23,7 +23,8 @@ const SNAPSHOT_COUNT = 100;
  * Raft index past which the leader's log no longer starts at 1: etcd keeps 5000 entries behind its
  * last snapshot (SnapshotCatchUpEntries), Plinth min(5000, snapshot count); a margin on top.
  */
-const COMPACTED_PAST = { etcd: 5000 + 3 * SNAPSHOT_COUNT, plinth: 5 * SNAPSHOT_COUNT };
+// Both keep 5000 entries behind a snapshot (etcd's SnapshotCatchUpEntries) for followers that lag a little.
+const COMPACTED_PAST = { etcd: 5000 + 3 * SNAPSHOT_COUNT, plinth: 5000 + 3 * SNAPSHOT_COUNT };
 const UNHEALTHY = 'etcdserver: unhealthy cluster';
 /** A member that serves may not be counted started on the leader yet (its publish not applied there). */
 const NOT_STARTED = 'etcdserver: re-configuration failed due to not enough started members';
@@ -251,6 +252,9 @@ describe.skipIf(!ETCDCTL_AVAILABLE).each(kinds)('membership changes on a running
         c.markPromoted(j);
         w.add(j);
         await waitFor('the promoted member to say it is no learner', 10_000, async () => !(await c.status(j)).isLearner);
+        // It takes writes as a voter (before the leadership moves around, which leaves its writers little time).
+        // It takes writes as a voter (before the leadership moves around, which leaves its writers little time).
+        await waitFor('a write acknowledged through the promoted member', 20_000, () => (w.perMember.get(j) ?? 0) > 0);
         await expectMembers(c, [...names, 'm7']);
         phase('learner caught up by snapshot and promoted');
 

@@ -140,12 +140,12 @@ describe('member changes in one process', () => {
   });
 
   it('a member joining after the log was compacted catches up from a snapshot of the backend', async () => {
-    const { s: m1, tok, initial } = await single({ snapshotCount: 20 });
+    const { s: m1, tok, initial } = await single({ snapshotCount: 20, snapshotCatchUpEntries: 20 });
     for (let i = 0; i < 70; i++) await put(m1, `k${i}`, `v${i}`);
     // The last snapshot point is before the new member's addition: what it is sent must name it (raft
     // refuses a snapshot whose configuration lacks the receiver), so the leader sends the backend at its
     // applied index with the configuration then (etcd's createMergedSnapshotMessage).
-    const { s: m2 } = await grow(m1, initial, tok, 'm2', { over: { snapshotCount: 20 } });
+    const { s: m2 } = await grow(m1, initial, tok, 'm2', { over: { snapshotCount: 20, snapshotCatchUpEntries: 20 } });
     await sameData([m1, m2]);
     await put(m1, 'last', 'z');
     await sameData([m1, m2]);

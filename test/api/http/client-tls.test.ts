@@ -169,6 +169,24 @@ describe.skipIf(!ETCD_AVAILABLE || !ETCDCTL_AVAILABLE)('https client URLs, as et
     }
   }, 90_000);
 
+  it('--client-cert-allowed-hostname: only a client certificate naming that host is let in', async () => {
+    const flags = ['--cert-file', certs.server.cert, '--key-file', certs.server.key, '--trusted-ca-file', certs.ca, '--client-cert-auth',
+      '--client-cert-allowed-hostname', 'alice.example.com'];
+    const asAlice = ['--cacert', certs.ca, '--cert', certs.clientAlice.cert, '--key', certs.clientAlice.key];
+    const asRoot = ['--cacert', certs.ca, '--cert', certs.clientRoot.cert, '--key', certs.clientRoot.key];
+    const [etcd, plinth] = await Promise.all([start('etcd', flags, asAlice), start('plinth', flags, asAlice)]);
+    try {
+      const [e, p] = [etcdctl(etcd.endpoint, asAlice, ['put', 'k', 'v']), etcdctl(plinth.endpoint, asAlice, ['put', 'k', 'v'])];
+      expect(p).toEqual(e);
+      expect(e.code).toBe(0);
+      const [er, pr] = [etcdctl(etcd.endpoint, asRoot, ['get', 'k']), etcdctl(plinth.endpoint, asRoot, ['get', 'k'])];
+      expect(er.code).not.toBe(0);
+      expect(pr.code).toBe(er.code);
+    } finally {
+      await Promise.all([etcd.stop(), plinth.stop()]);
+    }
+  }, 90_000);
+
   it('--auto-tls: a self-signed certificate made in the data dir; an https URL without certificates is refused at start', async () => {
     const insecure = ['--insecure-transport=false', '--insecure-skip-tls-verify'];
     const [etcd, plinth] = await Promise.all([start('etcd', ['--auto-tls'], insecure), start('plinth', ['--auto-tls'], insecure)]);
