@@ -1,7 +1,7 @@
 import type { DeleteRangeRequest, PutRequest, TxnRequest } from '../mvcc/types';
 import * as c from '../wire/convert';
 import { decodePutRequest, encodePutEntry } from '../wire/put-codec';
-import { ProtoReader } from '../mvcc/key-value';
+import { ProtoReader, varintSize, writeVarint } from '../mvcc/key-value';
 import { decodeMessage, encodeMessage } from '../wire/root';
 
 // What goes through the log: one write request, as etcd's InternalRaftRequest on the wire, so the
@@ -61,18 +61,11 @@ const HASHED_PASSWORD: Partial<Record<AuthKind, { outer: number; field: number; 
   authUserChangePassword: { outer: 1103, field: 3, type: 'etcdserverpb.AuthUserChangePasswordRequest' },
 };
 
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return Buffer.from(out);
-}
-
 function lengthDelimited(field: number, body: Buffer): Buffer {
-  return Buffer.concat([varint(field * 8 + 2), varint(body.length), body]);
+  const tag = field * 8 + 2;
+  const head = Buffer.allocUnsafe(varintSize(tag) + varintSize(body.length));
+  writeVarint(head, writeVarint(head, 0, tag), body.length);
+  return Buffer.concat([head, body]);
 }
 
 function encodeAuth(a: AuthRequest): Buffer {

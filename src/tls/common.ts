@@ -2,6 +2,7 @@
 // other): the configuration error type, Go-worded file reads, and when client certs are required.
 
 import { promises as fsp } from 'node:fs';
+import { TLSSocket } from 'node:tls';
 
 /** A configuration error, with etcd's text (start-up fails with it). */
 export class TlsConfigError extends Error {
@@ -35,4 +36,14 @@ export async function readFileGo(path: string): Promise<Buffer> {
  *  etcd ServerConfig(): RequireAndVerifyClientCert when TrustedCAFile != "" || ClientCertAuth. */
 export function requiresClientCert(info: { trustedCaFile: string; clientCertAuth: boolean }): boolean {
   return info.trustedCaFile !== '' || info.clientCertAuth;
+}
+
+/**
+ * The common name of the client certificate a TLS handshake verified (etcd's AuthInfoFromTLS: the first
+ * verified chain's leaf); undefined on a plain socket, without a verified certificate, or with an empty CN.
+ */
+export function verifiedCommonName(sock: unknown): string | undefined {
+  if (!(sock instanceof TLSSocket) || !sock.authorized) return undefined;
+  const cn = sock.getPeerCertificate()?.subject?.CN;
+  return typeof cn === 'string' && cn !== '' ? cn : undefined;
 }

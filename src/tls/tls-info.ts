@@ -11,11 +11,11 @@ import {
   type TlsOptions,
 } from 'node:tls';
 import { cipherSettings } from './cipher-suites';
-import { readFileGo, requiresClientCert, TlsConfigError } from './common';
+import { readFileGo, requiresClientCert, TlsConfigError, verifiedCommonName } from './common';
 import { allowedCheckText, certNamesFromDer } from './peer-check';
 import { loadX509 } from './x509-lib';
 
-export { readFileGo, requiresClientCert, TlsConfigError };
+export { readFileGo, requiresClientCert, TlsConfigError, verifiedCommonName };
 
 export interface TlsInfo {
   /** --cert-file / --peer-cert-file */

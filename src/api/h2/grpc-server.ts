@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { TLSSocket } from 'node:tls';
+import { verifiedCommonName } from '../../tls';
 import type * as net from 'node:net';
 import * as zlib from 'node:zlib';
 import { GrpcCode } from '../../errors';
@@ -242,10 +242,7 @@ export class ServerCall extends EventEmitter implements StreamListener {
    * AuthInfoFromTLS: the first verified chain's leaf); undefined on a plain connection or without one.
    */
   peerCommonName(): string | undefined {
-    const sk = this.stream.conn.socket;
-    if (!(sk instanceof TLSSocket) || !sk.authorized) return undefined;
-    const cn = sk.getPeerCertificate()?.subject?.CN;
-    return typeof cn === 'string' && cn !== '' ? cn : undefined;
+    return verifiedCommonName(this.stream.conn.socket);
   }
 
   getPeer(): string {

@@ -1,6 +1,6 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
-import { TLSSocket } from 'node:tls';
+import { verifiedCommonName } from '../../tls';
 import { GRPC_OVERHEAD_BYTES } from '../../server/config';
 import type { EtcdServer } from '../../server/etcd-server';
 import { httpError, registerServerMetrics, serveHealth, serveMetrics, serveVersion } from './endpoints';
@@ -42,19 +42,12 @@ function gatewayTarget(u: URL, port: number): string {
   return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-/** Whether the connection's TLS handshake verified a client certificate with a common name. */
-function verifiedCommonName(sock: net.Socket): boolean {
-  if (!(sock instanceof TLSSocket) || !sock.authorized) return false;
-  const cn = sock.getPeerCertificate()?.subject?.CN;
-  return typeof cn === 'string' && cn !== '';
-}
-
 /** The HTTP/1 side: etcd's handlers on the client URL. */
 export function httpHandler(s: EtcdServer, gateway: Gateway): http.RequestListener {
   return (req, res) => {
     // etcd refuses a gateway request whose TLS client certificate has a CN while auth and client-cert-auth
     // are on: the gateway would not use it (it dials with the server's own), so the client is told.
-    if (s.cfg.clientTls.clientCertAuth && s.authEnabled && (req.url ?? '').startsWith('/v3/') && verifiedCommonName(req.socket)) {
+    if (s.cfg.clientTls.clientCertAuth && s.authEnabled && (req.url ?? '').startsWith('/v3/') && verifiedCommonName(req.socket) !== undefined) {
       return httpError(res, 400, 'CommonName of client sending a request against gateway will be ignored and not used as expected');
     }
     for (const [k, v] of Object.entries(CORS)) res.setHeader(k, v);
