@@ -12,7 +12,8 @@ const SEND_BYTES = 32 * 1024;
 export function maintenanceDataService(s: EtcdServer): grpc.UntypedServiceImplementation {
   return {
     Defragment(call: grpc.ServerUnaryCall<any, any>, cb: grpc.sendUnaryData<any>) {
-      answer(s, cb, () => Promise.resolve().then(() => withAuth(s, call, (auth) => s.defragment(auth))).catch((err) => { throw asMaintenanceError(err); }).then(() => ({ header: c.header(s.header()) })));
+      // An empty DefragmentResponse, no header, as etcd's maintenance server answers.
+      answer(s, cb, () => Promise.resolve().then(() => withAuth(s, call, (auth) => s.defragment(auth))).catch((err) => { throw asMaintenanceError(err); }).then(() => ({})));
     },
 
     Snapshot(call: grpc.ServerWritableStream<any, any>) {

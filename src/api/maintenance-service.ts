@@ -37,8 +37,9 @@ export function maintenanceService(s: EtcdServer): grpc.UntypedServiceImplementa
         const action = req.action | 0;
         const alarm = req.alarm | 0;
         if (action === AlarmAction.ACTIVATE && alarm === AlarmType.NONE) throw Errors.notCapable;
+        // No header, as etcd's: its applier builds the AlarmResponse bare and the maintenance server passes
+        // it on (`etcdctl alarm list -w json` prints {} there).
         return s.alarm({ action, memberId: BigInt(req.memberID ?? '0'), alarm }).then((alarms) => ({
-          header: c.header(s.header()),
           alarms: alarms.map((a) => ({ memberID: a.memberId.toString(), alarm: a.alarm })),
         }));
       });

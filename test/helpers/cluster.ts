@@ -636,6 +636,19 @@ async function startClusterOnce(opts: ClusterOptions): Promise<Cluster> {
         throw new Error(`${m.name} reports member id ${BigInt(s.header.member_id).toString(16)}, expected ${m.idHex} (etcd's derivation)`);
       }
     }
+    // Every member has applied every member's published name and client URLs, so `member list` through
+    // any of them shows the cluster started. A member publishes through the log once it serves, and
+    // the others apply it a heartbeat or so later: without this wait a test that asks a follower right
+    // away can see a member with no client URLs yet (on etcd as on Plinth).
+    const deadline = Date.now() + readyTimeoutMs;
+    for (const m of members) {
+      for (;;) {
+        const list = await m.grpc.memberList(2000).catch(() => undefined);
+        if (list && members.every((x) => list.members.some((y) => BigInt(y.ID) === x.id && y.name === x.name && y.clientURLs?.length))) break;
+        if (Date.now() > deadline) throw new Error(`${m.name} has not applied every member's published client URLs after ${readyTimeoutMs} ms: ${JSON.stringify(list)}`);
+        await sleep(50);
+      }
+    }
     return cluster;
   } catch (err) {
     const logs = cluster ? cluster.members.map((m) => `--- ${m.name} ---\n${m.logs().slice(-3000)}`).join('\n') : '';

@@ -71,10 +71,11 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.min_reconnect_backoff_ms': 100,
 };
 
-/** One channel to one member, with the KV and Maintenance services on it. */
+/** One channel to one member, with the KV, Maintenance and Cluster services on it. */
 export class EtcdGrpc {
   private readonly kv: grpc.Client;
   private readonly maintenance: grpc.Client;
+  private readonly cluster: grpc.Client;
 
   constructor(readonly endpoint: string) {
     const KV = pkg.KV as grpc.ServiceClientConstructor;
@@ -85,11 +86,13 @@ export class EtcdGrpc {
       ...CHANNEL_OPTIONS,
       channelOverride: this.kv.getChannel(),
     });
+    const Cluster = pkg.Cluster as grpc.ServiceClientConstructor;
+    this.cluster = new Cluster(endpoint, grpc.credentials.createInsecure(), { ...CHANNEL_OPTIONS, channelOverride: this.kv.getChannel() });
   }
 
   /** A unary call; with requireLeader, the metadata clientv3.WithRequireLeader adds ("hasleader"). */
-  call<T>(service: 'kv' | 'maintenance', method: string, req: unknown, timeoutMs: number, opts: { requireLeader?: boolean } = {}): Promise<T> {
-    const client = service === 'kv' ? this.kv : this.maintenance;
+  call<T>(service: 'kv' | 'maintenance' | 'cluster', method: string, req: unknown, timeoutMs: number, opts: { requireLeader?: boolean } = {}): Promise<T> {
+    const client = service === 'kv' ? this.kv : service === 'maintenance' ? this.maintenance : this.cluster;
     const fn = (client as unknown as Record<string, Unary>)[method].bind(client);
     const md = new grpc.Metadata();
     if (opts.requireLeader) md.set('hasleader', 'true');
@@ -102,9 +105,15 @@ export class EtcdGrpc {
     return this.call('maintenance', 'Status', {}, timeoutMs);
   }
 
+  /** The member list as this member has applied it (names and client URLs as published). */
+  memberList(timeoutMs: number): Promise<{ members: { ID: string; name: string; clientURLs: string[]; isLearner?: boolean }[] }> {
+    return this.call('cluster', 'MemberList', {}, timeoutMs);
+  }
+
   close(): void {
     this.kv.close();
     this.maintenance.close();
+    this.cluster.close();
   }
 }
 

@@ -138,11 +138,13 @@ describe('snapshots', () => {
     expect(await sha256(got.file)).toBe(want);
     expect(await filesIn(a.dir)).toEqual([got.file.slice(a.dir.length + 1)]); // no temp file left
     // Both ends in this process: 256 KiB chunks, at most 4 MiB waiting for the disk, the sockets'
-    // buffers, and buffers freed by the last collection but not yet released. Measured ≈ 14 MB, the
-    // same for a 256 MiB file; holding the file would be 64 MiB.
+    // buffers, and buffers freed by the last collection but not yet released: V8 frees array buffers'
+    // memory on a background thread after gc() returns, so on a loaded machine a sample can still count
+    // them. Measured ≈ 14 MB alone, the same for a 256 MiB file; 31 MB once in CI beside other test
+    // files. Holding the file would be 64 MiB, so the bound sits under that.
     if (process.env.TRANSPORT_TEST_LOG) console.log({ ms, peakRss, peakBuffers });
-    expect(peakBuffers).toBeLessThan(24 * 1024 * 1024);
-    expect(peakRss).toBeLessThan(40 * 1024 * 1024);
+    expect(peakBuffers).toBeLessThan(48 * 1024 * 1024);
+    expect(peakRss).toBeLessThan(56 * 1024 * 1024);
     expect(hasLog(a, 'info', 'received snapshot from peer 2')).toBe(true);
   });
 
