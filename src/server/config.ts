@@ -82,6 +82,28 @@ export interface ServerConfig {
   /** How often progress_notify watchers get a progress response (etcd's default 10 minutes). */
   watchProgressNotifyIntervalMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** etcd's --logger: 'zap' (structured JSON lines, our default) or 'capnslog' (etcd 3.4's older text format). */
+  logger: 'zap' | 'capnslog';
+  /** etcd's --log-outputs: 'default' (stderr), 'stderr', 'stdout', or file paths. */
+  logOutputs: string[];
+  /** etcd's --metrics: 'basic', or 'extensive' (adds gRPC handling-time histograms). */
+  metrics: 'basic' | 'extensive';
+  /** etcd's --listen-metrics-urls: extra listeners serving only /metrics and /health. */
+  listenMetricsUrls: URL[];
+  /** etcd's --enable-pprof: serve runtime profiles under /debug/pprof/ on the client URLs. */
+  enablePprof: boolean;
+  /**
+   * etcd's --experimental-initial-corrupt-check: before serving, a member that restarts on a data dir
+   * compares its KV hash with its peers' at its revision (etcd's CheckInitialHashKV) and refuses to
+   * start on a mismatch at the same compact revision.
+   */
+  initialCorruptCheck: boolean;
+  /** etcd's --initial-election-tick-advance: fast-forward election ticks at boot (stored; raft timing only). */
+  initialElectionTickAdvance: boolean;
+  /** etcd's --max-snapshots: snapshot files kept (stored; Plinth writes no .snap files: the backend is its snapshot). */
+  maxSnapshots: number;
+  /** etcd's --log-package-levels (capnslog's per-package levels; stored, and warned about, as etcd does with zap). */
+  logPackageLevels: string;
   /** etcd's --bcrypt-cost: bcrypt's cost for auth passwords (outside [4, 31]: 10, with a warning). */
   bcryptCost: number;
   /** etcd's --auth-token: "simple" or "jwt,pub-key=...,priv-key=...,sign-method=...,ttl=...". */
@@ -151,6 +173,15 @@ export function defaultConfig(): ServerConfig {
     leaseCheckpointEnabled: false,
     leaseCheckpointIntervalMs: 5 * 60 * 1000,
     logLevel: 'info',
+    logger: 'zap',
+    logOutputs: ['default'],
+    metrics: 'basic',
+    listenMetricsUrls: [],
+    enablePprof: false,
+    initialCorruptCheck: false,
+    initialElectionTickAdvance: true,
+    maxSnapshots: 5,
+    logPackageLevels: '',
     bcryptCost: 10,
     authToken: 'simple',
     authTokenTtlS: 300,
