@@ -213,6 +213,14 @@ export class RaftDriver {
     return this.running;
   }
 
+  /** etcd's raft node's lines for a leader change, in its words. */
+  private logLeader(prev: NodeId, lead: NodeId): void {
+    const [id, term] = [this.id.toString(16), this.node.term];
+    if (lead === 0n) this.hooks.log('info', `raft.node: ${id} lost leader ${prev.toString(16)} at term ${term}`);
+    else if (prev === 0n) this.hooks.log('info', `raft.node: ${id} elected leader ${lead.toString(16)} at term ${term}`);
+    else this.hooks.log('info', `raft.node: ${id} changed leader from ${prev.toString(16)} to ${lead.toString(16)} at term ${term}`);
+  }
+
   private async loop(): Promise<void> {
     try {
       while (!this.stopped && (this.node.hasReady() || this.snapshotDue)) {
@@ -221,6 +229,7 @@ export class RaftDriver {
         if (!this.node.hasReady()) continue;
         const rd = this.node.ready();
         if (rd.softState) {
+          if (rd.softState.lead !== this.lead) this.logLeader(this.lead, rd.softState.lead);
           this.lead = rd.softState.lead;
           this.state = rd.softState.raftState;
           this.hooks.onSoftState(rd.softState, this.node.term);

@@ -6,6 +6,7 @@ import { ADMIN_AUTH_KINDS, type AuthRequest, type InternalRequest } from './inte
 import type { Lessor } from '../lease/lessor';
 import type { AuthInfo, AuthStore } from '../auth';
 import { WriteAuthChecks } from './auth-checks';
+import type { Log } from '../log';
 
 export const AlarmAction = { GET: 0, ACTIVATE: 1, DEACTIVATE: 2 } as const;
 
@@ -30,7 +31,13 @@ export type ApplyResult =
 export class Applier {
   private readonly checks: WriteAuthChecks;
 
-  constructor(private readonly kv: KV, private readonly alarms: AlarmStore, private readonly lessor: Lessor, private readonly authStore: AuthStore) {
+  constructor(
+    private readonly kv: KV,
+    private readonly alarms: AlarmStore,
+    private readonly lessor: Lessor,
+    private readonly authStore: AuthStore,
+    private readonly log: Log = () => {},
+  ) {
     this.checks = new WriteAuthChecks(authStore, lessor);
   }
 
@@ -83,11 +90,17 @@ export class Applier {
     }
     const a = r.alarm;
     switch (a.action) {
-      case AlarmAction.ACTIVATE:
+      case AlarmAction.ACTIVATE: {
         if (a.alarm === AlarmType.NONE) return { alarms: [] };
-        return { alarms: [this.alarms.activate(a.memberId, a.alarm)] };
+        // etcd logs the first of its kind only (applierV3backend.Alarm).
+        const first = !this.alarms.has(a.alarm);
+        const m = this.alarms.activate(a.memberId, a.alarm);
+        if (first) this.log('warn', 'alarm raised', { alarm: alarmName(a.alarm), from: a.memberId.toString(16) });
+        return { alarms: [m] };
+      }
       case AlarmAction.DEACTIVATE: {
         const removed = this.alarms.deactivate(a.memberId, a.alarm);
+        if (removed && !this.alarms.has(a.alarm)) this.log('warn', 'alarm disarmed', { alarm: alarmName(a.alarm), from: a.memberId.toString(16) });
         return { alarms: removed ? [removed] : [] };
       }
       default:
@@ -134,4 +147,9 @@ export class Applier {
       case 'authenticate': throw new Error('authenticate is applied by apply()');
     }
   }
+}
+
+/** etcdserverpb.AlarmType's names, as etcd's log lines write them. */
+function alarmName(alarm: number): string {
+  return Object.entries(AlarmType).find(([, v]) => v === alarm)?.[0] ?? String(alarm);
 }

@@ -11,6 +11,7 @@ import { openBackend, type Backend } from '../storage';
 import { REJECTED_CONF_CHANGE_PREFIX } from '../storage/etcd-layout';
 import { dumpConsistentIndex, installBackendDump } from './backend-dump';
 import type { ServerConfig } from './config';
+import type { Log, Logger } from '../log';
 import { clusterId as deriveClusterId, memberId as deriveMemberId } from './identity';
 import { bootstrapMembers, ClusterConfigError, idHex, memberContext, parseInitialCluster, decodeMembers, type Member } from './membership';
 
@@ -41,7 +42,7 @@ export interface OpenedMember {
   initialMembers: Member[];
 }
 
-export type Log = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+export type { Log } from '../log';
 
 export function walDirOf(cfg: ServerConfig): string {
   return cfg.walDir || join(cfg.dataDir, 'member', 'wal');
@@ -61,7 +62,9 @@ export function initialClusterOf(cfg: ServerConfig): string {
   return cfg.initialCluster || cfg.initialAdvertisePeerUrls.map((u) => `${cfg.name}=${u}`).join(',');
 }
 
-export async function openMember(cfg: ServerConfig, log: Log, onSpaceProblem: (err: Error | undefined) => void, peerTls?: PeerTls): Promise<OpenedMember> {
+export async function openMember(cfg: ServerConfig, logger: Logger, onSpaceProblem: (err: Error | undefined) => void, peerTls?: PeerTls): Promise<OpenedMember> {
+  const log = logger.module('server/bootstrap.ts');
+  const walLog = logger.module('raft/wal/wal.ts');
   const walDir = walDirOf(cfg);
   const haveWal = await walExists(walDir);
   let metadata: WalMetadata;
@@ -81,7 +84,7 @@ export async function openMember(cfg: ServerConfig, log: Log, onSpaceProblem: (e
     metadata = { memberId: 0n, clusterId: 0n }; // read from the log below
   }
 
-  const walOpts = { dir: walDir, noSync: cfg.unsafeNoFsync, segmentBytes: cfg.walSegmentBytes, log: (m: string) => log('info', m), onSpaceProblem };
+  const walOpts = { dir: walDir, noSync: cfg.unsafeNoFsync, segmentBytes: cfg.walSegmentBytes, log: (m: string) => walLog('info', m), onSpaceProblem };
   const opened = await Wal.open(walOpts, 0, haveWal ? undefined : metadata);
   const wal = opened.wal;
   let { entries, hardState, snapshot } = opened;
@@ -164,7 +167,7 @@ export async function openMember(cfg: ServerConfig, log: Log, onSpaceProblem: (e
       checkQuorum: true,
       preVote: cfg.preVote,
       random: Math.random,
-      logger: (level, msg) => log(level, `raft: ${msg}`),
+      logger: logger.module('raft/raft.ts'),
     });
     return {
       wal, backend, storage, node, memberId: metadata.memberId, clusterId: metadata.clusterId,

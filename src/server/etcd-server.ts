@@ -28,7 +28,8 @@ import { ReadIndexer } from './read-index';
 import { readRequestAuth, readRequestId, RequestIdGenerator } from './request-id';
 import { preparePeerTls } from './peer-tls';
 import type { PeerTls } from '../raft/transport/sockets';
-import { describeRequest, isSlow, jsonLog, warnSlow, type LogLine } from './slow-log';
+import { describeRequest, isSlow, warnSlow } from './slow-log';
+import { silentLogger, type Logger } from '../log';
 import { checkDelete, checkPut, checkRange, checkTxn } from './validate';
 import { WatchHub, type WatchOptions, type WatchSink, type Watcher } from '../watch/hub';
 import type { KeyValue } from '../mvcc/key-value';
@@ -100,9 +101,8 @@ export interface ServerGauges {
 }
 
 export interface ServerHooks {
-  log?: (msg: string) => void;
-  /** Structured log for slow requests (JSON lines on stderr by default). */
-  slowLog?: LogLine;
+  /** The logger (src/log): each module below logs through it under its own name. None: nothing is logged. */
+  logger?: Logger;
   /** The server cannot go on (the WAL or the backend failed to write): it has stopped serving. */
   onFatal?: (err: Error) => void;
   /**
@@ -146,9 +146,11 @@ export class EtcdServer {
   private gate: Promise<void> | undefined;
   private readonly quota: number;
   private autoCompactor: { run(): void; stop(): Promise<void> } | undefined;
-  /** The logger injected at start (the API layer logs internal errors through it). */
+  /** The logger injected at start (the API layer logs through it, under its own module names). */
+  readonly logger: Logger;
+  /** This module's Log (the API layer logs internal errors through it). */
   readonly log: Log;
-  private readonly slowLog: LogLine;
+  private readonly slowLog: Log;
   /** The index of the last entry applied here (the consistent index committed with the backend). */
   private applied: number;
   /** Reads waiting for the applied index to reach theirs, in no particular order (few: one per read round). */
@@ -180,13 +182,14 @@ export class EtcdServer {
     this.membership = membership;
     this.kv = new KV(store);
     this.watchHub = new WatchHub(store);
-    this.applier = new Applier(this.kv, alarms, lessor, authStore);
+    this.logger = hooks.logger ?? silentLogger;
+    this.applier = new Applier(this.kv, alarms, lessor, authStore, this.logger.module('server/applier.ts'));
     this.writeChecks = new WriteAuthChecks(authStore, lessor);
     this.applied = consistentIndex;
     this.ids = new RequestIdGenerator(this.memberId, Date.now());
     this.nextLeaseId = ((this.memberId & 0xffffn) << 48n) | ((BigInt(Date.now()) << 8n) & ((1n << 48n) - 1n));
     this.log = log;
-    this.slowLog = hooks.slowLog ?? jsonLog;
+    this.slowLog = this.logger.module('server/slow-log.ts');
     this.quota = effectiveQuota(cfg);
     // etcd's ReqTimeout: 5 s for queueing and disk, plus two election timeouts for an election.
     this.requestTimeoutMs = 5000 + 2 * cfg.electionTimeoutMs;
@@ -201,11 +204,12 @@ export class EtcdServer {
       },
       BigInt.asUintN(64, this.memberId << 48n),
     );
+    const committerLog = this.logger.module('server/backend-committer.ts');
     this.committer = new BackendCommitter(backend, cfg, {
       consistentIndex: () => this.applied,
       raiseNoSpace: () => this.raiseNoSpace(),
       fail: (err) => this.fail(err),
-      log: (msg) => log('warn', msg),
+      log: (msg) => committerLog('warn', msg),
     });
     this.leases = new LeaseForwarder({
       lessor,
@@ -224,7 +228,7 @@ export class EtcdServer {
       strictReconfigCheck: cfg.strictReconfigCheck,
       requestTimeoutMs: this.requestTimeoutMs,
       heartbeatMs: cfg.heartbeatIntervalMs,
-      log,
+      log: this.logger.module('server/reconfiguration.ts'),
       lead: () => this.driver.lead,
       raftStatus: () => this.driver.node.status(),
       connectedSince: (id) => {
@@ -249,11 +253,8 @@ export class EtcdServer {
   }
 
   static async open(cfg: ServerConfig, hooks: ServerHooks = {}): Promise<EtcdServer> {
-    const plain = hooks.log ?? (() => {});
-    const log: Log = (level, msg, fields) => {
-      if (level === 'debug' && cfg.logLevel !== 'debug') return;
-      plain(fields && Object.keys(fields).length ? `${msg} ${JSON.stringify(fields, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}` : msg);
-    };
+    const logger = hooks.logger ?? silentLogger;
+    const log = logger.module('server/etcd-server.ts');
     let server: EtcdServer | undefined;
     // One process per data dir (and per --wal-dir when it is elsewhere), before anything is read or written.
     let lock = await lockDataDir(cfg.dataDir);
@@ -271,8 +272,8 @@ export class EtcdServer {
     let peerTls: PeerTls | undefined;
     try {
       // Peer TLS first: a joining member asks the others for the members over it.
-      peerTls = await preparePeerTls(cfg, log);
-      m = await openMember(cfg, log, (err) => err && server?.raiseNoSpace(), peerTls);
+      peerTls = await preparePeerTls(cfg, logger.module('server/peer-tls.ts'));
+      m = await openMember(cfg, logger, (err) => err && server?.raiseNoSpace(), peerTls);
     } catch (err) {
       await lock.release();
       throw err;
@@ -283,18 +284,18 @@ export class EtcdServer {
       const lessor = await Lessor.open(backend);
       // Only the leader expires leases: every member starts as if it were not the leader.
       lessor.demote();
-      const fieldLog = (msg: string, fields: Record<string, unknown>) => log('info', msg, fields);
+      const mvccLog = logger.module('mvcc/kv-store.ts');
       const store = await KVStore.open(backend, {
         compaction: { batchLimit: cfg.compactionBatchLimit, sleepMs: cfg.compactionSleepIntervalMs },
         leases: lessor,
-        log: fieldLog,
+        log: (msg, fields) => mvccLog('info', msg, fields),
         // An interrupted compaction resumes once the server's commit hooks are in place.
         deferResume: true,
       });
       const alarms = await AlarmStore.open(backend);
       // --auth-token: a bad value stops the start with etcd's words ("auth: invalid auth options").
-      const tokenProvider = await newTokenProvider(cfg.authToken, { ttlSeconds: cfg.authTokenTtlS, log });
-      authStore = await AuthStore.open(backend, { bcryptCost: cfg.bcryptCost, tokenProvider, log });
+      const tokenProvider = await newTokenProvider(cfg.authToken, { ttlSeconds: cfg.authTokenTtlS, log: logger.module('auth/tokens.ts') });
+      authStore = await AuthStore.open(backend, { bcryptCost: cfg.bcryptCost, tokenProvider, log: logger.module('auth/auth-store.ts') });
       const membership = new Membership(m.memberId, m.clusterId, backend);
       await membership.load();
       const s = (server = new EtcdServer(cfg, backend, store, alarms, lessor, authStore, membership, m.consistentIndex, hooks, log));
@@ -328,7 +329,7 @@ export class EtcdServer {
           backendDurable: () => s.committer.commitNow(),
           gate: () => s.gate,
           onFatal: (err) => s.fail(err),
-          log,
+          log: logger.module('raft/driver.ts'),
         },
       });
       s.wal = m.wal;
@@ -338,6 +339,7 @@ export class EtcdServer {
       const walEnd = m.storage.lastIndex();
       await s.driver.start();
       if (walEnd > m.consistentIndex) log('info', `replayed the WAL from index ${m.consistentIndex + 1} to ${walEnd}`);
+      const compactorLog = logger.module('server/auto-compactor.ts');
       s.autoCompactor = newAutoCompactor(
         { rev: () => s.store.currentRev, compact: (rev) => s.compact(rev, false) },
         {
@@ -345,7 +347,7 @@ export class EtcdServer {
           retention: parseCompactionRetention(cfg.autoCompactionMode, cfg.autoCompactionRetention),
           revisionIntervalMs: cfg.autoCompactionRevisionIntervalMs,
           clock: hooks.autoCompactionClock,
-          log: fieldLog,
+          log: (msg, fields) => compactorLog('info', msg, fields),
         },
       );
       if (s.driver.isLeader) s.autoCompactor?.run();
@@ -391,7 +393,7 @@ export class EtcdServer {
       isRemoved: (id) => this.membership.isRemoved(id),
       onRemoved: () => this.onRemovedFromCluster('a peer refused it as removed'),
       membersInfo: () => this.membersInfo(),
-      log: this.log,
+      log: this.logger.module('raft/transport'),
       limits: { maxFrameBytes: 2 * Math.max(1024 * 1024, this.cfg.maxRequestBytes) + (1 << 20) },
       idleTimeoutMs: Math.max(5000, 5 * this.cfg.electionTimeoutMs),
     });
@@ -456,7 +458,7 @@ export class EtcdServer {
     return this.membership.list();
   }
 
-  private onSoftState(ss: SoftState, term: number): void {
+  private onSoftState(ss: SoftState, _term: number): void {
     const wasLeader = this.lessor.primary;
     const previous = this.lastLeader;
     if (ss.lead !== 0n && ss.lead !== previous) this.leaderChanges++;
@@ -477,9 +479,6 @@ export class EtcdServer {
       this.lessor.demote();
       void this.autoCompactor?.stop();
     }
-    this.log('info', ss.lead === 0n ? 'raft: lost leader' : `raft: leader is ${ss.lead.toString(16)}`, {
-      'local-member-id': this.memberId.toString(16), term, state: ['follower', 'candidate', 'leader', 'pre-candidate'][ss.raftState],
-    });
   }
 
   /** Resolves once a leader is known (for a follower forwarding to it); rejects after timeoutMs. */
@@ -1326,7 +1325,7 @@ export class EtcdServer {
   private fail(err: Error): void {
     if (this.failed) return;
     this.failed = err;
-    this.log('error', `fatal: ${err.message}`);
+    this.logger.fatal('server/etcd-server.ts', 'the member cannot go on; stopping', { 'local-member-id': idHex(this.memberId), error: err.message });
     this.waiters.failAll(Errors.stopped);
     this.reconfig.close(Errors.stopped);
     this.readIndexer.close();

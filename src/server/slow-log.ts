@@ -1,16 +1,13 @@
 import type { InternalRequest } from './internal-request';
 import type { RangeRequest } from '../mvcc/types';
 
-// etcd's "apply request took too long" warning: one structured (JSON) line per request slower than
-// the threshold, with the fields etcd's zap logger writes.
+import type { Log } from '../log';
+import { goDuration } from '../mvcc/kv-store';
 
-export type LogLine = (fields: Record<string, unknown>) => void;
-
-/** A JSON-lines logger on stderr, as etcd's zap logger writes. */
-export const jsonLog: LogLine = (fields) => process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), ...fields }) + '\n');
+// etcd's "apply request took too long" warning (etcdserver/util.go warnOfExpensiveGenericRequest): one
+// line per request slower than the threshold, through the server's logger, with etcd's fields.
 
 const quote = (b: Buffer) => JSON.stringify(b.toString('latin1'));
-const ms = (d: number) => `${d.toFixed(3)}ms`;
 
 export function describeRequest(r: InternalRequest | { range: RangeRequest }): string {
   if ('range' in r) return `key:${quote(r.range.key)} range_end:${quote(r.range.rangeEnd)} limit:${r.range.limit} revision:${r.range.revision}`;
@@ -33,13 +30,10 @@ export function isSlow(startMs: number, thresholdMs: number): boolean {
 }
 
 /** Logs a slow request as etcd's warnOfExpensiveGenericRequest does; called only once isSlow said so. */
-export function warnSlow(log: LogLine, thresholdMs: number, startMs: number, prefix: string, request: string, response: string, err?: unknown): void {
-  log({
-    level: 'warn',
-    caller: 'server/slow-log',
-    msg: 'apply request took too long',
-    took: ms(performance.now() - startMs),
-    'expected-duration': ms(thresholdMs),
+export function warnSlow(log: Log, thresholdMs: number, startMs: number, prefix: string, request: string, response: string, err?: unknown): void {
+  log('warn', 'apply request took too long', {
+    took: goDuration(performance.now() - startMs),
+    'expected-duration': goDuration(thresholdMs),
     prefix,
     request,
     response,

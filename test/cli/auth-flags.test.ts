@@ -32,9 +32,9 @@ describe('auth flags', () => {
       const url = `http://127.0.0.1:${port}`;
       const r = spawnSync(process.execPath, [BIN, '--data-dir', join(dir, 'data'), '--listen-client-urls', url, '--advertise-client-urls', url, '--backend', 'memory', '--auth-token', 'bogus'], { encoding: 'utf8', timeout: 20_000 });
       expect(r.status).toBe(1);
-      const lines = r.stderr.trim().split('\n').filter((l) => l.includes('cannot start'));
+      const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.msg === 'failed to start etcd');
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatch(/cannot start: auth: invalid auth options$/);
+      expect(lines[0]).toMatchObject({ level: 'fatal', error: 'auth: invalid auth options' });
       if (ETCD_AVAILABLE) {
         const ep = await freePort();
         const pp = await freePort();

@@ -77,8 +77,8 @@ describe('one member per data dir', () => {
         '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `default=${peer}`,
       ]);
       expect(r.code).toBe(1);
-      expect(r.stderr.trim().split('\n').filter((l) => l.includes('cannot start'))).toEqual([
-        expect.stringContaining(`cannot start: cannot listen for peers on http://127.0.0.1:${peerPort}/: address already in use`),
+      expect(r.stderr.trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.msg === 'failed to start etcd')).toEqual([
+        expect.objectContaining({ level: 'fatal', error: `cannot listen for peers on http://127.0.0.1:${peerPort}/: address already in use` }),
       ]);
       expect(existsSync(join(dir, 'd', 'member'))).toBe(false);
     } finally {

@@ -49,16 +49,17 @@ async function countKeys(endpoint: string): Promise<number> {
 }
 
 describe('start-up failures', () => {
-  it('a data dir that cannot be created is one line on stderr and exit 1, no stack trace', async () => {
+  it('a data dir that cannot be created is one fatal JSON line on stderr and exit 1, no stack trace', async () => {
     const dir = tmp();
     const file = join(dir, 'not-a-dir');
     writeFileSync(file, 'x');
     const port = await freePort();
     const r = await run(['--data-dir', join(file, 'data'), '--listen-client-urls', `http://127.0.0.1:${port}`]);
     expect(r.code).toBe(1);
-    const lines = r.stderr.trim().split('\n');
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toContain('cannot start:');
+    // Start-up lines, then one "fatal" line in etcd's words with the reason; all JSON.
+    const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.filter((l) => l.level === 'fatal')).toEqual([expect.objectContaining({ msg: 'failed to start etcd', error: expect.stringContaining('data') })]);
+    expect(lines[lines.length - 1].level).toBe('fatal');
     expect(r.stderr).not.toMatch(/^\s+at /m);
   });
 

@@ -193,8 +193,12 @@ async function startPlinthOnce(opts: PlinthOptions): Promise<RunningServer> {
   // Remove only what we created: the temp parent, or just the caller's data dir.
   const stop = makeStop(proc, dataDir, opts.dataDir ? dataDir : parent);
   try {
-    // Its own "serving" line, not a TCP probe: another process may hold the port we were given.
-    await waitFor(() => out.includes(' serving '), proc, () => out);
+    // Its own "serving client traffic" line (etcd's), not a TCP probe: another process may hold the port we were given.
+    let serving = false;
+    const seen = (d: unknown) => (serving ||= String(d).includes('"msg":"serving client traffic') || out.includes('"msg":"serving client traffic'));
+    proc.stderr!.on('data', seen);
+    proc.stdout!.on('data', seen);
+    await waitFor(() => serving, proc, () => out);
     await waitHealthy(endpoint, proc, () => out);
   } catch (err) {
     await stop({ keepData: !!opts.dataDir });

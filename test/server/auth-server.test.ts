@@ -1,3 +1,4 @@
+import { memoryLogger, type LogRecord } from '../../src/log';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,11 +91,11 @@ async function clusterCfgs(n: number, over: Partial<ServerConfig> = {}): Promise
   });
 }
 
-const logs = new Map<string, string[]>();
+const logs = new Map<string, LogRecord[]>();
 async function start(cfg: ServerConfig): Promise<EtcdServer> {
-  const lines: string[] = [];
-  logs.set(cfg.name, lines);
-  const s = await EtcdServer.open(cfg, { log: (m) => lines.push(m) });
+  const logger = memoryLogger();
+  logs.set(cfg.name, logger.records);
+  const s = await EtcdServer.open(cfg, { logger });
   servers.add(s);
   return s;
 }
@@ -148,7 +149,7 @@ describe('the auth store in a cluster', () => {
     for (let i = 0; i < 400; i++) await leader.put(putReq(`snap-${i % 40}`, `v${i}`));
     ms[fi] = await start(cfgs[fi]);
     expect(await until(() => ms[fi].currentRevision() === leader.currentRevision(), 15_000)).toBe(true);
-    expect(await until(() => logs.get(cfgs[fi].name)!.some((l) => l.startsWith('applied incoming Raft snapshot')), 5000), 'caught up by a snapshot').toBe(true);
+    expect(await until(() => logs.get(cfgs[fi].name)!.some((l) => l.msg === 'applied incoming Raft snapshot'), 5000), 'caught up by a snapshot').toBe(true);
     expect(ms[fi].authStore.userList()).toEqual({ users: ['during'] });
     expect(ms[fi].authStore.userGet({ name: 'during' })).toEqual({ roles: ['rs'] });
     expect(ms[fi].authStore.revision).toBe(leader.authStore.revision);

@@ -1,3 +1,4 @@
+import { memoryLogger, type LogRecord } from '../../src/log';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,11 +55,11 @@ async function clusterSpecs(n: number, over: Partial<ServerConfig> = {}): Promis
   });
 }
 
-const logs = new Map<string, string[]>();
+const logs = new Map<string, LogRecord[]>();
 async function start(spec: MemberSpec): Promise<EtcdServer> {
-  const lines: string[] = [];
-  logs.set(spec.cfg.name, lines);
-  const s = await EtcdServer.open(spec.cfg, { log: (m) => lines.push(m) });
+  const logger = memoryLogger();
+  logs.set(spec.cfg.name, logger.records);
+  const s = await EtcdServer.open(spec.cfg, { logger });
   servers.add(s);
   return s;
 }
@@ -122,8 +123,8 @@ describe('a cluster in one process', () => {
     ms[fi] = await start(specs[fi]);
     expect(await until(() => ms[fi].currentRevision() === leader.currentRevision(), 15_000)).toBe(true);
     const followerLog = logs.get(specs[fi].cfg.name)!;
-    expect(await until(() => followerLog.some((l) => l.startsWith('applied incoming Raft snapshot')), 5000), 'caught up by a snapshot').toBe(true);
-    expect(logs.get(specs[ms.indexOf(leader)].cfg.name)!.some((l) => l.startsWith('saved snapshot')), 'the leader took snapshots').toBe(true);
+    expect(await until(() => followerLog.some((l) => l.msg === 'applied incoming Raft snapshot'), 5000), 'caught up by a snapshot').toBe(true);
+    expect(logs.get(specs[ms.indexOf(leader)].cfg.name)!.some((l) => l.msg === 'saved snapshot'), 'the leader took snapshots').toBe(true);
     const a = await hashKV(leader.store, 0);
     const b = await hashKV(ms[fi].store, 0);
     expect(b.hash).toBe(a.hash);

@@ -64,7 +64,7 @@ describe.skipIf(!ETCDCTL_AVAILABLE).each(['lmdb', 'leveldb', 'bolt'] as const)('
     s = await startPlinth({ backend, dataDir, extraArgs: SLOW });
     running.push(s);
     kv = new RawKv(s.endpoint);
-    expect(s.logs()).toContain(`resume scheduled compaction {"scheduled-compact-revision":${at}}`);
+    expect(s.logs()).toContain(`"msg":"resume scheduled compaction","scheduled-compact-revision":${at}}`);
     // While it finishes: the compaction revision is the scheduled one, HashKV and reads as before.
     expect(hashkv(s)).toEqual(want);
     expect(etcdctl(s.endpoint, ['get', 'key/7', '--rev', String(at - 1)]).stderr).toContain('etcdserver: mvcc: required revision has been compacted');
@@ -72,7 +72,7 @@ describe.skipIf(!ETCDCTL_AVAILABLE).each(['lmdb', 'leveldb', 'bolt'] as const)('
     expect(etcdctl(s.endpoint, ['compaction', String(at + 1000)]).stderr).toContain('etcdserver: mvcc: required revision is a future revision');
     expect(etcdctl(s.endpoint, ['get', 'key/7', '--rev', String(at), '--print-value-only']).stdout).toBe(wantValue);
     expect(await until(() => s.logs().includes('finished scheduled compaction'), 30_000)).toBe(true);
-    expect(s.logs()).toMatch(new RegExp(`finished scheduled compaction \\{"compact-revision":${at},"took":"[^"]+"`));
+    expect(s.logs()).toMatch(new RegExp(`"msg":"finished scheduled compaction","compact-revision":${at},"took":"[^"]+"`));
     expect(hashkv(s)).toEqual(want);
     expect(etcdctl(s.endpoint, ['put', 'after', 'restart']).code).toBe(0);
     const h = hashkv(s);
@@ -124,11 +124,11 @@ describe.skipIf(!ETCDCTL_AVAILABLE)('auto-compaction in a real member', () => {
     for (let i = 0; i < 12; i++) await kv.put({ key: b('r'), value: b(String(i)) });
     kv.close();
     // Revision 13 now: the next check compacts at 13 - 5 = 8.
-    expect(await until(() => s.logs().includes('completed auto revision compaction {"revision":8,"revision-compaction-retention":5'), 5000)).toBe(true);
+    expect(await until(() => s.logs().includes('"msg":"completed auto revision compaction","revision":8,"revision-compaction-retention":5'), 5000)).toBe(true);
     expect(etcdctl(s.endpoint, ['get', 'r', '--rev', '7']).stderr).toContain('required revision has been compacted');
     expect(etcdctl(s.endpoint, ['get', 'r', '--rev', '8', '--print-value-only']).stdout.trim()).toBe('6');
     // Nothing written since: the same revision is not compacted again.
     await new Promise((r) => setTimeout(r, 500));
-    expect(s.logs().split('completed auto revision compaction {"revision":8,').length).toBe(2);
+    expect(s.logs().split('"msg":"completed auto revision compaction","revision":8,').length).toBe(2);
   });
 });

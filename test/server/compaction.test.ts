@@ -1,3 +1,4 @@
+import { memoryLogger } from '../../src/log';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,8 +78,8 @@ describe('compaction in a running member', () => {
   });
 
   it('etcd metrics and the "finished scheduled compaction" log line', async () => {
-    const lines: string[] = [];
-    const { s } = await open({ compactionBatchLimit: 50, compactionSleepIntervalMs: 0 }, { log: (m) => lines.push(m) });
+    const logger = memoryLogger();
+    const { s } = await open({ compactionBatchLimit: 50, compactionSleepIntervalMs: 0 }, { logger });
     await fill(s, 400, 40);
     const before = registry.render();
     const value = (text: string, name: string) => Number(text.split('\n').find((l) => l.startsWith(`${name} `))?.split(' ')[1] ?? NaN);
@@ -104,9 +105,9 @@ describe('compaction in a running member', () => {
     expect(after).toContain('etcd_debugging_mvcc_db_compaction_total_duration_milliseconds_bucket{le="100"}');
     expect(after).toContain('etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds_bucket{le="4096"}');
     expect(after).toContain('etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds_bucket{le="4096"}');
-    const line = lines.find((l) => l.startsWith('finished scheduled compaction '));
-    expect(line).toBeDefined();
-    const fields = JSON.parse(line!.slice('finished scheduled compaction '.length));
+    const line = logger.records.find((l) => l.msg === 'finished scheduled compaction');
+    expect(line).toMatchObject({ level: 'info', caller: 'mvcc/kv-store.ts' });
+    const fields = line!.fields;
     expect(fields['compact-revision']).toBe(at);
     expect(fields.took).toMatch(/^[0-9.]+(ns|µs|ms|s)$/);
     expect(fields['keys-removed']).toBe(removed);
@@ -136,8 +137,9 @@ class FakeClock implements Clock {
 describe('auto-compaction in a running member', () => {
   it('periodic, 1h retention: compacts at the revision of an hour ago, through the log', async () => {
     const clock = new FakeClock();
-    const lines: string[] = [];
-    const { s } = await open({ autoCompactionMode: 'periodic', autoCompactionRetention: '1' }, { autoCompactionClock: clock, log: (m) => lines.push(m) });
+    const logger = memoryLogger();
+    const lines = logger.records;
+    const { s } = await open({ autoCompactionMode: 'periodic', autoCompactionRetention: '1' }, { autoCompactionClock: clock, logger });
     // Every 6 minutes of the clock: 10 puts, then the clock moves.
     const revAt: number[] = [];
     for (let step = 0; step < 10; step++) {
@@ -158,8 +160,8 @@ describe('auto-compaction in a running member', () => {
     }
     // An hour later: the revision recorded an hour before (the window of 11 records moved by 10).
     expect(await until(() => s.store.compactMainRev === revAt[9], 5000)).toBe(true);
-    expect(lines.some((l) => l.startsWith('starting auto periodic compaction {"revision":') && l.includes('"compact-period":"1h0m0s"'))).toBe(true);
-    expect(lines.some((l) => l.startsWith('completed auto periodic compaction'))).toBe(true);
+    expect(lines.some((l) => l.msg === 'starting auto periodic compaction' && typeof l.fields.revision === 'number' && l.fields['compact-period'] === '1h0m0s')).toBe(true);
+    expect(lines.some((l) => l.msg === 'completed auto periodic compaction')).toBe(true);
     await s.store.compactionsDone();
     expect(s.store.finishedCompactRev).toBe(revAt[9]);
   });

@@ -58,7 +58,7 @@ async function spec(name: string, initial: string, tok: string, port: number, ov
 }
 
 async function start(sp: Spec): Promise<EtcdServer> {
-  const s = await EtcdServer.open(sp.cfg, { log: () => {}, onRemoved: () => void (sp.removed++) });
+  const s = await EtcdServer.open(sp.cfg, { onRemoved: () => void (sp.removed++) });
   servers.add(s);
   return s;
 }

@@ -69,6 +69,10 @@ describe('WAL placement and damage, through the server', () => {
     writeFileSync(seg, buf);
     const r = spawnSync(process.execPath, [BIN, '--data-dir', dataDir, '--listen-client-urls', 'http://127.0.0.1:0'], { encoding: 'utf8', timeout: 20_000 });
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/cannot start: wal: .*corrupt record .* refusing to start/);
+    // One "fatal" JSON line in etcd's words, the reason in its error field.
+    const failed = r.stderr.trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.msg === 'failed to start etcd');
+    expect(failed).toHaveLength(1);
+    expect(failed[0].level).toBe('fatal');
+    expect(failed[0].error).toMatch(/^wal: .*corrupt record .* refusing to start/);
   });
 });
