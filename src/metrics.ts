@@ -27,11 +27,15 @@ function labelText(names: readonly string[], values: readonly string[], extra?: 
 }
 
 abstract class Metric {
+  /** Label names in byte order: client_golang writes a series' labels sorted by name. */
+  readonly labelNames: readonly string[];
   constructor(
     readonly name: string,
     readonly help: string,
-    readonly labelNames: readonly string[],
-  ) {}
+    labelNames: readonly string[],
+  ) {
+    this.labelNames = [...labelNames].sort();
+  }
   abstract readonly type: 'counter' | 'gauge' | 'histogram';
   abstract samples(): string[];
   protected key(labels: Labels | undefined): string[] {
@@ -95,21 +99,56 @@ class Scalar extends Metric {
 export type Counter = Scalar;
 export type Gauge = Scalar;
 
-export class Histogram extends Metric {
-  readonly type = 'histogram' as const;
-  private readonly counts: number[];
-  private sum = 0;
-  private count = 0;
+/** One series of a histogram: bucket counts (not cumulative), sum and count. */
+export class HistogramSeries {
+  readonly counts: number[];
+  sum = 0;
+  count = 0;
 
-  constructor(name: string, help: string, readonly buckets: readonly number[]) {
-    super(name, help, []);
+  constructor(readonly labels: string[], private readonly buckets: readonly number[]) {
     this.counts = buckets.map(() => 0);
   }
 
   observe(v: number): void {
     this.sum += v;
     this.count++;
-    for (let i = 0; i < this.buckets.length; i++) if (v <= this.buckets[i]) this.counts[i]++;
+    const b = this.buckets;
+    for (let i = 0; i < b.length; i++) {
+      if (v <= b[i]) {
+        this.counts[i]++;
+        return;
+      }
+    }
+  }
+
+  /** Observes the seconds elapsed since t0 (process.hrtime.bigint()). */
+  observeSince(t0: bigint): void {
+    this.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+}
+
+export class Histogram extends Metric {
+  readonly type = 'histogram' as const;
+  private readonly series = new Map<string, HistogramSeries>();
+  private readonly plain: HistogramSeries | undefined;
+
+  constructor(name: string, help: string, readonly buckets: readonly number[], labelNames: readonly string[] = []) {
+    super(name, help, labelNames);
+    // A histogram without labels is exported from the start, as client_golang's.
+    if (labelNames.length === 0) this.plain = this.child();
+  }
+
+  /** The series for these labels, found once: for hot paths. */
+  child(labels?: Labels): HistogramSeries {
+    const ls = this.key(labels);
+    const k = ls.join('\u0000');
+    let s = this.series.get(k);
+    if (!s) this.series.set(k, (s = new HistogramSeries(ls, this.buckets)));
+    return s;
+  }
+
+  observe(v: number, labels?: Labels): void {
+    (labels || !this.plain ? this.child(labels) : this.plain).observe(v);
   }
 
   /** Observes the seconds elapsed since t0 (process.hrtime.bigint()). */
@@ -117,13 +156,26 @@ export class Histogram extends Metric {
     this.observe(Number(process.hrtime.bigint() - t0) / 1e9);
   }
 
+  /** Observations so far (of the series without labels, or of all). */
   get total(): number {
-    return this.count;
+    let n = 0;
+    for (const s of this.series.values()) n += s.count;
+    return n;
   }
 
   samples(): string[] {
-    const out = this.buckets.map((b, i) => `${this.name}_bucket{le="${formatValue(b)}"} ${this.counts[i]}`);
-    out.push(`${this.name}_bucket{le="+Inf"} ${this.count}`, `${this.name}_sum ${this.sum}`, `${this.name}_count ${this.count}`);
+    const out: string[] = [];
+    const all = [...this.series.values()].sort((a, b) => (a.labels.join('\u0000') < b.labels.join('\u0000') ? -1 : 1));
+    for (const s of all) {
+      let cum = 0;
+      this.buckets.forEach((b, i) => {
+        cum += s.counts[i];
+        out.push(`${this.name}_bucket${labelText(this.labelNames, s.labels, ['le', formatValue(b)])} ${cum}`);
+      });
+      const ls = labelText(this.labelNames, s.labels);
+      out.push(`${this.name}_bucket${labelText(this.labelNames, s.labels, ['le', '+Inf'])} ${s.count}`,
+        `${this.name}_sum${ls} ${formatValue(s.sum)}`, `${this.name}_count${ls} ${s.count}`);
+    }
     return out;
   }
 }
@@ -133,6 +185,33 @@ export function exponentialBuckets(start: number, factor: number, count: number)
   const out: number[] = [];
   for (let i = 0, b = start; i < count; i++, b *= factor) out.push(Number(b.toPrecision(12)));
   return out;
+}
+
+/** One metric family as rendered: name, help, type and its sample lines. */
+export interface Family {
+  name: string;
+  help: string;
+  type: 'counter' | 'gauge' | 'histogram' | 'summary' | 'untyped';
+  samples: string[];
+}
+
+function renderFamilies(fams: Family[]): string {
+  let out = '';
+  fams.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const f of fams) {
+    if (f.samples.length === 0) continue;
+    out += `# HELP ${f.name} ${f.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}\n# TYPE ${f.name} ${f.type}\n${f.samples.join('\n')}\n`;
+  }
+  return out;
+}
+
+/** A sample line: name, labels (sorted by name, le and quantile last, as client_golang) and value. */
+export function sampleLine(name: string, labels: Record<string, string | number>, value: number): string {
+  const names = Object.keys(labels).filter((n) => n !== 'le' && n !== 'quantile').sort();
+  if ('quantile' in labels) names.push('quantile');
+  if ('le' in labels) names.push('le');
+  const text = names.map((n) => `${n}="${escapeLabel(typeof labels[n] === 'number' ? formatValue(labels[n] as number) : String(labels[n]))}"`);
+  return `${name}${text.length ? `{${text.join(',')}}` : ''} ${formatValue(value)}`;
 }
 
 export class Registry {
@@ -157,25 +236,48 @@ export class Registry {
     return g;
   }
 
-  histogram(name: string, help: string, buckets: readonly number[]): Histogram {
-    return this.add(new Histogram(name, help, buckets));
+  histogram(name: string, help: string, buckets: readonly number[], labelNames: readonly string[] = []): Histogram {
+    return this.add(new Histogram(name, help, buckets, labelNames));
   }
 
-  /** The exposition text, metrics sorted by name as client_golang does. */
-  render(): string {
-    let out = '';
-    for (const name of [...this.metrics.keys()].sort()) {
-      const m = this.metrics.get(name)!;
-      let samples: string[];
+  private readonly external: (() => Promise<Family[]>)[] = [];
+
+  /** Adds families read at scrape time from elsewhere (prom-client's Node.js metrics); ours win a name clash. */
+  addExternal(collect: () => Promise<Family[]>): void {
+    this.external.push(collect);
+  }
+
+  private ownFamilies(): Family[] {
+    const out: Family[] = [];
+    for (const m of this.metrics.values()) {
       try {
-        samples = m.samples();
+        out.push({ name: m.name, help: m.help, type: m.type, samples: m.samples() });
       } catch {
-        continue; // a collector whose source is unavailable (e.g. an engine being swapped) is skipped
+        // a collector whose source is unavailable (e.g. an engine being swapped, a getter not there) is skipped
       }
-      if (samples.length === 0) continue;
-      out += `# HELP ${name} ${m.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}\n# TYPE ${name} ${m.type}\n${samples.join('\n')}\n`;
     }
     return out;
+  }
+
+  /** The exposition text of this registry's own metrics, sorted by name as client_golang does. */
+  render(): string {
+    return renderFamilies(this.ownFamilies());
+  }
+
+  /** The exposition text with the external families too (what /metrics serves). */
+  async renderAll(): Promise<string> {
+    const fams = this.ownFamilies();
+    const have = new Set(fams.map((f) => f.name));
+    for (const collect of this.external) {
+      let ext: Family[];
+      try {
+        ext = await collect();
+      } catch {
+        continue;
+      }
+      for (const f of ext) if (!have.has(f.name)) fams.push(f);
+    }
+    return renderFamilies(fams);
   }
 }
 
@@ -189,6 +291,41 @@ export const walFsyncSeconds = registry.histogram(
   'etcd_disk_wal_fsync_duration_seconds', 'The latency distributions of fsync called by WAL.', DISK_BUCKETS);
 export const backendCommitSeconds = registry.histogram(
   'etcd_disk_backend_commit_duration_seconds', 'The latency distributions of commit called by backend.', DISK_BUCKETS);
+
+/** etcd_disk_wal_write_bytes_total: a gauge in etcd 3.4 (wal/metrics.go), bytes the WAL wrote. */
+export const walWriteBytes = registry.gauge('etcd_disk_wal_write_bytes_total', 'Total number of bytes written in WAL.').series();
+export const backendDefragSeconds = registry.histogram('etcd_disk_backend_defrag_duration_seconds',
+  'The latency distribution of backend defragmentation.', exponentialBuckets(0.1, 2, 13));
+export const backendSnapshotSeconds = registry.histogram('etcd_disk_backend_snapshot_duration_seconds',
+  'The latency distribution of backend snapshots.', exponentialBuckets(0.01, 2, 17));
+/** 1 while a defragmentation runs. */
+export const defragInflight = registry.gauge('etcd_disk_defrag_inflight', 'Whether or not defrag is active on the member. 1 means active, 0 means not.').series();
+export const hashSeconds = registry.histogram('etcd_mvcc_hash_duration_seconds',
+  'The latency distribution of storage hash operation.', exponentialBuckets(0.01, 2, 15));
+export const hashRevSeconds = registry.histogram('etcd_mvcc_hash_rev_duration_seconds',
+  'The latency distribution of storage hash by revision operation.', exponentialBuckets(0.01, 2, 15));
+
+/** etcd's lease metrics (lease/metrics.go, etcdserver/metrics.go), bumped by the lessor. */
+export interface LeaseMetrics {
+  granted: { v: number };
+  renewed: { v: number };
+  revoked: { v: number };
+  /** etcd_debugging_server_lease_expired_total: leases revoked because they expired. */
+  expired: { v: number };
+  /** TTLs granted, in seconds. */
+  ttl: HistogramSeries;
+}
+
+/** Registers etcd's lease metrics (once; the owner of the leases calls it and bumps what it returns). */
+export function registerLeaseMetrics(reg: Registry = registry): LeaseMetrics {
+  return {
+    granted: reg.counter('etcd_debugging_lease_granted_total', 'The total number of granted leases.').series(),
+    renewed: reg.counter('etcd_debugging_lease_renewed_total', 'The number of renewed leases seen by the leader.').series(),
+    revoked: reg.counter('etcd_debugging_lease_revoked_total', 'The total number of revoked leases.').series(),
+    expired: reg.counter('etcd_debugging_server_lease_expired_total', 'The total number of expired leases.').series(),
+    ttl: reg.histogram('etcd_debugging_lease_ttl_total', 'Bucketed histogram of lease TTLs.', exponentialBuckets(1, 2, 24)).child(),
+  };
+}
 
 /** Returns p, observing into h how long it took to settle (successfully or not). */
 export function timed<T>(h: Histogram, p: Promise<T>): Promise<T> {

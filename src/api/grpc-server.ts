@@ -11,7 +11,7 @@ import { maintenanceService } from './maintenance-service';
 import { decodePutRequest } from '../wire/put-codec';
 import { GrpcServer, type MethodDefinition, type ServerCall } from './h2/grpc-server';
 import { Errors } from '../errors';
-import { grpcMethodSeries } from './http/grpc-metrics';
+import { countClientRequest, countingBytes, enableHandlingTimeHistogram, grpcMethodSeries, handlingTime } from './http/grpc-metrics';
 import type { BoundListener } from '../net/bound-listener';
 import { serveClientUrls, type ClientListeners } from './http/listener';
 import type { ClientTls } from './http/client-tls';
@@ -32,6 +32,8 @@ export async function startGrpc(
   // two, etcd's own "request is too large".
   const maxRecv = s.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES;
   const leaderWatch = new RequireLeaderStreams(s);
+  const extensive = s.cfg.metrics === 'extensive';
+  if (extensive) enableHandlingTimeHistogram();
   const server = new GrpcServer({
     maxReceiveMessageBytes: maxRecv,
     // etcd's transport flags, as etcd hands them to grpc-go: a zero min time leaves grpc-go's default
@@ -50,25 +52,36 @@ export async function startGrpc(
     admit: (call) => {
       // etcd's interceptors: a learner serves Status and serializable ranges only (and no stream).
       if (s.isLearner && !supportedForLearner(call)) return { code: Errors.notSupportedForLearner.code, details: Errors.notSupportedForLearner.message };
+      const stream = call.method.def.requestStream || call.method.def.responseStream;
+      countClientRequest(stream, (call as { clientApiVersion?: string }).clientApiVersion || 'unknown');
+      if (extensive) {
+        const h = handlingTime(call.method.def.path);
+        if (h) {
+          const t0 = process.hrtime.bigint();
+          call.once('close', () => h.observeSince(t0));
+        }
+      }
       if (!call.requireLeader) return undefined;
       if (s.leader === 0n) return { code: Errors.noLeader.code, details: Errors.noLeader.message };
       leaderWatch.add(call);
       return undefined;
     },
   });
+  // etcd's codec counts the bytes of every message (etcd_network_client_grpc_{received,sent}_bytes_total).
+  const counted = (defs: Defs): Defs => Object.fromEntries(Object.entries(defs).map(([k, d]) => [k, countingBytes(d)]));
   const add = (pkg: string, svc: string, impl: grpc.UntypedServiceImplementation) =>
-    server.addService(serviceDefinition(pkg, svc, maxRecv) as Defs, guard(impl));
+    server.addService(counted(serviceDefinition(pkg, svc, maxRecv) as Defs), guard(impl));
   // Put requests are decoded by hand straight into the server's PutRequest (wire/put-codec.ts).
   const kvDef = serviceDefinition('etcdserverpb', 'KV', maxRecv, { Put: decodePutRequest }) as Defs;
   for (const m of PREENCODED_KV_METHODS) kvDef[m] = { ...kvDef[m], responseSerialize: (b: Buffer) => b };
-  server.addService(kvDef, guard(kvService(s)));
+  server.addService(counted(kvDef), guard(kvService(s)));
   add('etcdserverpb', 'Maintenance', { ...maintenanceService(s), ...maintenanceDataService(s) });
   add('etcdserverpb', 'Cluster', clusterService(s));
   // Watch responses are encoded by hand (watch-service.ts): its serializer passes the bytes through.
   const watchDef = serviceDefinition('etcdserverpb', 'Watch', maxRecv) as Defs;
   watchDef.Watch = { ...watchDef.Watch, responseSerialize: (b: Buffer) => b };
   // Its streams end as etcd's when the server stops, instead of holding a graceful stop up.
-  server.addService(watchDef, guard(watchService(s, (fn) => server.onShutdown(fn))));
+  server.addService(counted(watchDef), guard(watchService(s, (fn) => server.onShutdown(fn))));
   add('etcdserverpb', 'Lease', leaseService(s));
   // Auth is issue #15: Authenticate and AuthDisable answer as etcd with auth disabled (auth-service.ts).
   add('etcdserverpb', 'Auth', authService(s));

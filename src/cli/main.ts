@@ -1,14 +1,19 @@
 import { startGrpc } from '../api/grpc-server';
 import { bindClientListeners } from '../api/http/listener';
 import { prepareClientTls, type ClientTls } from '../api/http/client-tls';
+import { startMetricsListeners, type MetricsListeners } from '../api/http/metrics-listener';
 import { bindListeners, type BoundListener } from '../net/bound-listener';
 import { ETCD_COMPAT_VERSION } from '../server/config';
 import { EtcdServer } from '../server/etcd-server';
-import { restoreSnapshot } from '../server/snapshot';
+import { initialClusterOf } from '../server/bootstrap';
+import type { ServerConfig } from '../server/config';
+import { goDuration } from '../mvcc/kv-store';
+import { createLogger, type Logger } from '../log';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { initRestoredMember } from '../server/bootstrap';
-import { ENGINE_KINDS, openBackend, type EngineKind } from '../storage';
 import { parseArgs, usage, UsageError, type Command } from './flags';
+import { snapshotCommand } from './snapshot-command';
 
 const PLINTH_VERSION: string = require('../../../package.json').version;
 
@@ -34,7 +39,24 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   const cfg = cmd.config;
-  const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+  // The one logger (src/log): --logger, --log-level, --log-outputs; every layer logs through it.
+  let logger: Logger;
+  try {
+    logger = createLogger({ logger: cfg.logger, level: cfg.logLevel, outputs: cfg.logOutputs });
+  } catch (err) {
+    process.stderr.write(`plinth: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  const log = logger.module('cli/main.ts');
+  // A start that fails: one "fatal" line (etcd's words: "failed to start etcd"), written out, then exit 1.
+  const cannotStart = async (err: unknown): Promise<never> => {
+    logger.fatal('cli/main.ts', 'failed to start etcd', { error: (err as Error).message });
+    await logger.flush();
+    process.exit(1);
+  };
+  for (const w of cmd.warnings) log('warn', w);
+  if (cfg.listenPeerUrls) log('info', 'configuring peer listeners', { 'listen-peer-urls': cfg.listenPeerUrls.map(urlString) });
+  log('info', 'configuring client listeners', { 'listen-client-urls': cfg.listenClientUrls.map(urlString) });
   // Listeners first, as etcd's: a busy port is reported before anything is read from or written to the
   // data dir, and no other process can take a port while the WAL is replayed. Connections that arrive
   // meanwhile wait (bounded: bound-listener.ts).
@@ -49,35 +71,35 @@ export async function main(argv: string[]): Promise<void> {
       throw err;
     }
   } catch (err) {
-    log(`cannot start: ${(err as Error).message}`);
-    process.exit(1);
+    return cannotStart(err);
   }
   // The client URLs' TLS (files read, --auto-tls certificates made), refused in etcd's words before the
   // data dir is opened.
   let clientTls: ClientTls | undefined;
   try {
-    clientTls = await prepareClientTls(cfg.listenClientUrls, cfg.clientTls, cfg.dataDir, (level, msg) => log(level === 'warn' ? `warning: ${msg}` : msg));
+    // The metrics URLs too: an https one is served with the client certificate, as etcd's.
+    clientTls = await prepareClientTls([...cfg.listenClientUrls, ...cfg.listenMetricsUrls], cfg.clientTls, cfg.dataDir, logger.module('api/http/client-tls.ts'));
     if (clientTls) cfg.clientTls = clientTls.info;
   } catch (err) {
-    log(`cannot start: ${(err as Error).message}`);
     await Promise.all([...clientListeners, ...peerListeners].map((l) => l.close()));
-    process.exit(1);
+    return cannotStart(err);
   }
+  log('info', 'starting an etcd server', startFields(cfg));
   let server: EtcdServer;
   // Set once serving: how the member stops (a signal, or its removal from the cluster).
   let stopServing: ((why: string) => Promise<void>) | undefined;
   try {
     server = await EtcdServer.open(cfg, {
-      log,
+      logger,
       // The WAL or the backend could not be written: stop, as etcd does; a restart replays the WAL.
-      onFatal: () => process.exit(1),
+      // (The server logged it as "fatal"; the line is written out before the exit.)
+      onFatal: () => void logger.flush().finally(() => process.exit(1)),
       // Removed from the cluster: stop as after SIGTERM, with status 0 (as etcd exits).
-      onRemoved: () => void (stopServing ? stopServing('removal from the cluster') : process.exit(0)),
+      onRemoved: () => void (stopServing ? stopServing('removal from the cluster') : logger.flush().finally(() => process.exit(0))),
       peerListeners,
     });
   } catch (err) {
-    log(`cannot start: ${(err as Error).message}`);
-    process.exit(1);
+    return cannotStart(err);
   }
   if (cfg.initialClusterState === 'existing') {
     // A member joining a running cluster serves clients once it is in the member list with its name, as
@@ -88,24 +110,45 @@ export async function main(argv: string[]): Promise<void> {
   try {
     served = await startGrpc(server, clientListeners, clientTls);
   } catch (err) {
-    log(`cannot start: cannot serve clients: ${(err as Error).message}`);
     await server.close().catch(() => {});
-    process.exit(1);
+    return cannotStart(new Error(`cannot serve clients: ${(err as Error).message}`));
   }
   const { server: grpcServer, listeners } = served;
-  log(`plinth ${PLINTH_VERSION} serving ${cfg.listenClientUrls.map((u) => u.href).join(',')} (backend ${cfg.backend}, data-dir ${cfg.dataDir}, member ${server.memberId.toString(16)})`);
+  // --listen-metrics-urls: /metrics and /health on their own listeners, as etcd's.
+  let metricsListeners: MetricsListeners;
+  try {
+    metricsListeners = await startMetricsListeners(server, cfg.listenMetricsUrls, clientTls);
+  } catch (err) {
+    await listeners.close();
+    grpcServer.forceShutdown();
+    await server.close().catch(() => {});
+    return cannotStart(new Error(`cannot serve metrics: ${(err as Error).message}`));
+  }
+  // etcd's embed/serve.go lines, one per client listener.
+  for (const l of clientListeners) {
+    const address = `${l.url.hostname}:${l.port}`;
+    if (l.url.protocol === 'https:') log('info', 'serving client traffic securely', { address });
+    else log('info', 'serving client traffic insecurely; this is strongly discouraged!', { address });
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log(signal.startsWith('SIG') ? `received ${signal}, stopping` : `stopping after ${signal}`);
+    // etcd's words (osutil's interrupt handler, embed's Close); Go names the signals "terminated", "interrupt".
+    if (signal.startsWith('SIG')) log('info', 'received signal; shutting down', { signal: signal === 'SIGTERM' ? 'terminated' : signal === 'SIGINT' ? 'interrupt' : signal });
+    else log('info', 'the member stops', { reason: signal });
+    const closing = { name: cfg.name, 'data-dir': cfg.dataDir, 'advertise-peer-urls': cfg.initialAdvertisePeerUrls, 'advertise-client-urls': cfg.advertiseClientUrls };
+    log('info', 'closing etcd server', closing);
     // The HTTP side first: its gateway streams are gRPC calls that would hold up the gRPC shutdown.
+    await metricsListeners.close();
     await listeners.close();
     const force = setTimeout(() => grpcServer.forceShutdown(), 5000);
     await new Promise<void>((r) => grpcServer.tryShutdown(() => r()));
     clearTimeout(force);
     await server.close();
+    log('info', 'closed etcd server', closing);
+    await logger.flush();
     process.exit(0);
   };
   stopServing = stop;
@@ -113,69 +156,43 @@ export async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
-const SNAPSHOT_USAGE = `Usage: plinth snapshot restore FILE --data-dir DIR [--backend lmdb|leveldb|bolt] [--skip-hash-check]
-         [--name NAME] [--initial-cluster NAME=URL,...] [--initial-cluster-token TOKEN]
-         [--initial-advertise-peer-urls URL,...] [--wal-dir DIR]
+/** A URL as etcd writes it in its log lines (no trailing slash). */
+function urlString(u: URL): string {
+  return u.href.replace(/\/$/, '');
+}
 
-Turns a snapshot taken with 'etcdctl snapshot save' from a Plinth member or from real etcd (a bbolt file,
-or Plinth's earlier format) into the data dir of a member of a new cluster (as 'etcdctl snapshot
-restore': the cluster flags name the new members, with etcd's defaults; restore each member's data dir
-with its own --name and --initial-advertise-peer-urls).
-Start a member on it with the same flags: plinth --data-dir DIR --backend <same or another engine>`;
-
-async function snapshotCommand(argv: string[]): Promise<void> {
-  const fail = (msg: string): never => {
-    process.stderr.write(`plinth snapshot: ${msg}\n${SNAPSHOT_USAGE}\n`);
-    process.exit(2);
+/** etcd's "starting an etcd server" fields (embed.StartEtcd), with Node's where etcd names Go's. */
+function startFields(cfg: ServerConfig): Record<string, unknown> {
+  return {
+    'etcd-version': ETCD_COMPAT_VERSION,
+    'plinth-version': PLINTH_VERSION,
+    'node-version': process.version,
+    'node-os': process.platform,
+    'node-arch': process.arch,
+    'max-cpu-available': availableParallelism(),
+    'member-initialized': existsSync(join(cfg.dataDir, 'member')),
+    name: cfg.name,
+    'data-dir': cfg.dataDir,
+    'wal-dir': cfg.walDir,
+    'member-dir': join(cfg.dataDir, 'member'),
+    backend: cfg.backend,
+    'heartbeat-interval': goDuration(cfg.heartbeatIntervalMs),
+    'election-timeout': goDuration(cfg.electionTimeoutMs),
+    'snapshot-count': cfg.snapshotCount,
+    'snapshot-catchup-entries': cfg.snapshotCatchUpEntries,
+    'initial-advertise-peer-urls': cfg.initialAdvertisePeerUrls,
+    'listen-peer-urls': (cfg.listenPeerUrls ?? []).map(urlString),
+    'advertise-client-urls': cfg.advertiseClientUrls,
+    'listen-client-urls': cfg.listenClientUrls.map(urlString),
+    'listen-metrics-urls': (cfg.listenMetricsUrls ?? []).map(urlString),
+    'initial-cluster': initialClusterOf(cfg),
+    'initial-cluster-state': cfg.initialClusterState,
+    'initial-cluster-token': cfg.initialClusterToken,
+    'quota-backend-bytes': cfg.quotaBackendBytes,
+    'max-request-bytes': cfg.maxRequestBytes,
+    'max-concurrent-streams': cfg.maxConcurrentStreams,
+    'pre-vote': cfg.preVote,
+    'auto-compaction-mode': cfg.autoCompactionMode,
+    'auto-compaction-retention': cfg.autoCompactionRetention,
   };
-  if (argv[0] === '--help' || argv[0] === '-h') {
-    process.stdout.write(SNAPSHOT_USAGE + '\n');
-    return;
-  }
-  if (argv[0] !== 'restore') fail(`unknown subcommand "${argv[0] ?? ''}"`);
-  let file: string | undefined;
-  let dataDir: string | undefined;
-  let backend: EngineKind = 'lmdb';
-  let skipHashCheck = false;
-  let name = 'default';
-  let initialCluster = '';
-  let token = 'etcd-cluster';
-  let peerUrls = ['http://localhost:2380'];
-  let walDir = '';
-  for (let i = 1; i < argv.length; i++) {
-    const [flag, inline] = argv[i].split(/=(.*)/s, 2);
-    const value = () => inline ?? argv[++i] ?? fail(`flag needs an argument: ${flag}`);
-    if (flag === '--data-dir') dataDir = value();
-    else if (flag === '--backend') {
-      const v = value();
-      if (!ENGINE_KINDS.includes(v as EngineKind)) fail(`invalid value "${v}" for flag --backend`);
-      backend = v as EngineKind;
-    } else if (flag === '--skip-hash-check') skipHashCheck = inline === undefined || inline === 'true';
-    else if (flag === '--name') name = value();
-    else if (flag === '--initial-cluster') initialCluster = value();
-    else if (flag === '--initial-cluster-token') token = value();
-    else if (flag === '--initial-advertise-peer-urls') peerUrls = value().split(',').map((u) => u.trim());
-    else if (flag === '--wal-dir') walDir = value();
-    else if (flag.startsWith('-')) fail(`unknown flag: ${flag}`);
-    else if (!file) file = flag;
-    else fail(`unexpected argument "${flag}"`);
-  }
-  if (!file) fail('no snapshot file given');
-  if (!dataDir) fail('--data-dir is required');
-  if (backend === 'memory') fail('the memory engine keeps nothing on disk: restore onto lmdb, leveldb or bolt');
-  try {
-    const { entries } = await restoreSnapshot(file!, dataDir!, backend, { skipHashCheck });
-    const be = await openBackend(backend, { dir: join(dataDir!, 'member', 'snap') });
-    try {
-      const ids = await initRestoredMember(be, walDir || join(dataDir!, 'member', 'wal'), {
-        name, initialCluster: initialCluster || peerUrls.map((u) => `${name}=${u}`).join(','), token, advertisePeerUrls: peerUrls,
-      });
-      process.stderr.write(`restored snapshot ${file} into ${dataDir} (${backend}, ${entries} entries; member ${ids.memberId.toString(16)} of cluster ${ids.clusterId.toString(16)})\n`);
-    } finally {
-      await be.close();
-    }
-  } catch (err) {
-    process.stderr.write(`plinth snapshot: ${(err as Error).message}\n`);
-    process.exit(1);
-  }
 }

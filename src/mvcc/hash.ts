@@ -1,4 +1,5 @@
 import { Errors } from '../errors';
+import { hashRevSeconds, hashSeconds, timed } from '../metrics';
 import { REJECTED_CONF_CHANGE_PREFIX } from '../storage/etcd-layout';
 import type { Backend } from '../storage';
 import { BUCKETS, type Bucket } from '../storage/engine';
@@ -181,7 +182,11 @@ function planHashKV(store: KVStore, rev: number): HashKVPlan {
  * rev in (0, compactRev] fails as compacted, rev > currentRev as a future revision; a negative rev
  * hashes nothing but the bucket name, as etcd's does.
  */
-export async function hashKV(store: KVStore, rev: number): Promise<HashKVResult> {
+export function hashKV(store: KVStore, rev: number): Promise<HashKVResult> {
+  return timed(hashRevSeconds, hashKVUntimed(store, rev));
+}
+
+async function hashKVUntimed(store: KVStore, rev: number): Promise<HashKVResult> {
   // A compaction applied while the bucket is read may delete revisions this plan counts on: take the
   // plan again (bounded; etcd avoids this with its store lock).
   for (let attempt = 0; ; attempt++) {
@@ -227,7 +232,11 @@ const IGNORED: ReadonlyMap<Bucket, string> = new Map([['meta', 'consistent_index
  * which hold data Plinth keeps elsewhere or not at all (the cluster bucket's version, the members
  * bucket's JSON, auth's revision). It is comparable between Plinth members and across engines.
  */
-export async function hashBackend(backend: Backend): Promise<number> {
+export function hashBackend(backend: Backend): Promise<number> {
+  return timed(hashSeconds, hashBackendUntimed(backend));
+}
+
+async function hashBackendUntimed(backend: Backend): Promise<number> {
   // backend.dump visits buckets in BUCKETS order; the hash needs them in name order. CRC each
   // bucket's part alone, then chain the parts in name order with crc32cCombine.
   const parts = new Map<Bucket, Crc32c>();

@@ -20,6 +20,34 @@ const dbCompactionTotalMs = registry.histogram('etcd_debugging_mvcc_db_compactio
   'Bucketed histogram of db compaction total duration.', exponentialBuckets(100, 2, 14));
 const dbCompactionKeys = registry.counter('etcd_debugging_mvcc_db_compaction_keys_total', 'Total number of db keys compacted.');
 
+// etcd's operation counters (mvcc/metrics.go, metrics_txn.go): every Range, Put and DeleteRange call on a
+// txn of the store counts, and a txn that made more than one of them counts as a txn. etcd 3.4 exports
+// each twice, as etcd_mvcc_* and the deprecated etcd_debugging_mvcc_*; the second reads the first.
+function twin(name: string, help: string): { v: number } {
+  const c = registry.counter(`etcd_mvcc_${name}`, help);
+  registry.counter(`etcd_debugging_mvcc_${name}`, help).collect = () => c.get();
+  return c.series();
+}
+const rangeCount = twin('range_total', 'Total number of ranges seen by this member.');
+const putCount = twin('put_total', 'Total number of puts seen by this member.');
+const deleteCount = twin('delete_total', 'Total number of deletes seen by this member.');
+const txnCount = twin('txn_total', 'Total number of txns seen by this member.');
+const putSize = registry.gauge('etcd_debugging_mvcc_total_put_size_in_bytes', 'The total size of put kv pairs seen by this member.').series();
+
+/** Counts one txn's calls as etcd's metricsTxnWrite.End does. */
+export function countTxn(ranges: number, puts: number, deletes: number, putBytes: number): void {
+  if (ranges + puts + deletes > 1) txnCount.v++;
+  rangeCount.v += ranges;
+  putCount.v += puts;
+  deleteCount.v += deletes;
+  putSize.v += putBytes;
+}
+
+/** A read txn of one Range call (etcd's readView.Range): counted without a txn object. */
+export function countRange(): void {
+  rangeCount.v++;
+}
+
 /** A duration as Go's time.Duration prints it (etcd's "took" fields), from milliseconds. */
 export function goDuration(ms: number): string {
   if (ms === 0) return '0s';
@@ -404,6 +432,11 @@ export class WriteTxn {
   readonly beginRev: number;
   readonly changes: Change[] = [];
   private readonly hit: RevHit = { modMain: 0, modSub: 0, createdMain: 0, version: 0 };
+  // Calls made, for etcd's mvcc counters (counted at end()).
+  private ranges = 0;
+  private puts = 0;
+  private deletes = 0;
+  private putBytes = 0;
 
   constructor(private readonly s: KVStore) {
     this.beginRev = s.currentRev;
@@ -415,10 +448,13 @@ export class WriteTxn {
   }
 
   range(key: Buffer, end: Buffer | undefined, opts: RangeKeysOptions): RangeKeysResult {
+    this.ranges++;
     return this.s.rangeKeys(key, end, this.readRev, opts);
   }
 
   put(key: Buffer, value: Buffer, lease: bigint): number {
+    this.puts++;
+    this.putBytes += key.length + value.length;
     const rev = this.beginRev + 1;
     const sub = this.changes.length;
     const skey = key.toString('latin1');
@@ -442,6 +478,7 @@ export class WriteTxn {
 
   /** Deletes the live keys of [key, end); returns how many. */
   deleteRange(key: Buffer, end: Buffer | undefined): number {
+    this.deletes++;
     const rrev = this.readRev;
     const keys: string[] = [];
     this.s.index.visit(key.toString('latin1'), end === undefined ? undefined : end.toString('latin1'), (k, ki) => {
@@ -467,6 +504,8 @@ export class WriteTxn {
 
   /** Ends the txn: the store's revision moves on if anything changed. */
   end(): number {
+    countTxn(this.ranges, this.puts, this.deletes, this.putBytes);
+    this.ranges = this.puts = this.deletes = this.putBytes = 0;
     this.s.commitTxn(this.changes);
     return this.s.currentRev;
   }

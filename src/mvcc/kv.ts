@@ -1,6 +1,6 @@
 import { Errors } from '../errors';
 import type { KeyValue } from './key-value';
-import type { KVStore, RangeKeysResult, WriteTxn } from './kv-store';
+import { countRange, countTxn, type KVStore, type RangeKeysResult, type WriteTxn } from './kv-store';
 import {
   CompareResult, CompareTarget, SortOrder, SortTarget,
   type Compare, type DeleteRangeRequest, type DeleteRangeResponse, type PutRequest, type PutResponse,
@@ -36,6 +36,7 @@ export class KV {
   };
 
   range(req: RangeRequest): RangeResponse {
+    countRange();
     return rangeOn(this.currentView, req);
   }
 
@@ -47,6 +48,7 @@ export class KV {
   rangeStored(r: RangeRequest): StoredRangeResponse | undefined {
     if (r.sortOrder !== SortOrder.NONE || r.sortTarget !== SortTarget.KEY || r.keysOnly || r.countOnly) return undefined;
     if (r.minModRevision !== 0 || r.maxModRevision !== 0 || r.minCreateRevision !== 0 || r.maxCreateRevision !== 0) return undefined;
+    countRange();
     const rr = this.store.rangeStoredKeys(r.key, toRangeEnd(r.rangeEnd), this.store.currentRev, { limit: r.limit, rev: r.revision, countOnly: false });
     // Without filters, the keys beyond the limit are exactly those counted and not read.
     return { revision: rr.rev, kvs: rr.stored, more: r.limit > 0 && rr.count > r.limit, count: rr.count };
@@ -72,20 +74,29 @@ export class KV {
   }
 
   txn(req: TxnRequest): TxnResponse {
-    const path = compareToPath(this.currentView, req);
-    const write = !isReadOnly(req);
-    if (write) this.checkOps(req, path, 0, (op) => this.checkPut(op));
-    this.checkOps(req, path, 0, (op) => this.checkRange(op));
-    if (!write) {
-      const resp = applyTxn(readOnlyTxn(this.currentView), req, path, 0).resp;
-      resp.revision = this.store.currentRev;
+    // As etcd's applier: compares and checks on a read txn; a write txn for the ops of a txn that writes.
+    const read = new CountingView(this.store);
+    let readEnded = false;
+    try {
+      const path = compareToPath(read, req);
+      const write = !isReadOnly(req);
+      if (write) this.checkOps(req, path, 0, (op) => this.checkPut(op, read));
+      this.checkOps(req, path, 0, (op) => this.checkRange(op));
+      if (!write) {
+        const resp = applyTxn(readOnlyTxn(read), req, path, 0).resp;
+        resp.revision = this.store.currentRev;
+        return resp;
+      }
+      read.end();
+      readEnded = true;
+      const txn = this.store.write();
+      const { resp } = applyTxn(txn, req, path, 0);
+      resp.revision = txn.changes.length > 0 ? txn.beginRev + 1 : txn.beginRev;
+      txn.end();
       return resp;
+    } finally {
+      if (!readEnded) read.end();
     }
-    const txn = this.store.write();
-    const { resp } = applyTxn(txn, req, path, 0);
-    resp.revision = txn.changes.length > 0 ? txn.beginRev + 1 : txn.beginRev;
-    txn.end();
-    return resp;
   }
 
   /**
@@ -94,13 +105,15 @@ export class KV {
    */
   compact(rev: number): { revision: number; done: Promise<void> } {
     const done = this.store.compact(rev);
+    countRange(); // etcd's applyCompaction reads a key for the current revision
     return { revision: this.store.currentRev, done };
   }
 
-  private checkPut(op: RequestOp): void {
+  private checkPut(op: RequestOp, read: CountingView): void {
     if (!('put' in op)) return;
     const p = op.put;
     if (p.ignoreValue || p.ignoreLease) {
+      read.ranges++; // etcd's checkPut ranges over the key
       if (!this.store.currentValue(p.key)) throw Errors.keyNotFound;
     }
     if (p.lease !== 0n && !this.store.leases.exists(p.lease)) throw Errors.leaseNotFound;
@@ -123,6 +136,19 @@ export class KV {
       else check(op);
     }
     return used;
+  }
+}
+
+/** A read txn over the store's current view that counts its ranges as etcd's metricsTxnWrite. */
+class CountingView implements ReadView {
+  ranges = 0;
+  constructor(private readonly store: KVStore) {}
+  range(key: Buffer, end: RangeEnd, opts: { limit: number; rev: number; countOnly: boolean }): RangeKeysResult {
+    this.ranges++;
+    return this.store.rangeKeys(key, end, this.store.currentRev, opts);
+  }
+  end(): void {
+    countTxn(this.ranges, 0, 0, 0);
   }
 }
 

@@ -1,5 +1,5 @@
 import { BUCKETS, type Bucket, type Engine, type EngineKind, type WriteOp } from './engine';
-import { backendCommitSeconds, timed } from '../metrics';
+import { backendCommitSeconds, backendDefragSeconds, backendSnapshotSeconds, defragInflight, timed } from '../metrics';
 
 /**
  * Backend = an Engine plus a write buffer, as etcd's backend is bbolt plus its batch tx buffer.
@@ -163,7 +163,12 @@ export class Backend {
   /** Defragments the engine. The caller must keep every read away until it resolves. */
   defragment(): Promise<void> {
     return this.exclusive(async () => {
-      await this.engine.defragment();
+      defragInflight.v = 1;
+      try {
+        await timed(backendDefragSeconds, this.engine.defragment());
+      } finally {
+        defragInflight.v = 0;
+      }
       this.cachedSize = -1;
     });
   }
@@ -173,7 +178,7 @@ export class Backend {
    * steps as it likes and sees one state (snapshots that are written out in bounded batches).
    */
   whileCommitsHeld<T>(fn: () => Promise<T>): Promise<T> {
-    return this.exclusive(fn);
+    return timed(backendSnapshotSeconds, this.exclusive(fn));
   }
 
   /** Visits every bucket's committed entries, all from one consistent state (for snapshots). */
@@ -189,7 +194,7 @@ export class Backend {
    * commits wait meanwhile).
    */
   dumpInSlices(onSlice: (bucket: Bucket, records: [Buffer, Buffer][]) => Promise<void>, sliceBytes = 1 << 20): Promise<void> {
-    return this.exclusive(async () => {
+    return timed(backendSnapshotSeconds, this.exclusive(async () => {
       for (const bucket of BUCKETS) {
         let start = Buffer.alloc(0);
         for (;;) {
@@ -207,7 +212,7 @@ export class Backend {
           start = Buffer.concat([records[records.length - 1][0], Buffer.from([0])]);
         }
       }
-    });
+    }));
   }
 
   /** The engine's size in bytes, as of a recent commit (cheap enough for every request's quota check). */

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ETCD_CLUSTER_VERSION, ETCD_COMPAT_VERSION } from '../../server/config';
 import type { EtcdServer } from '../../server/etcd-server';
 import { registry } from '../../metrics';
+import { addNodeMetrics } from './metrics-node';
 
 // /health, /version and /metrics as etcd 3.4 serves them on the client URL (etcdhttp/metrics.go,
 // etcdhttp/base.go, promhttp).
@@ -51,10 +52,28 @@ export function serveVersion(req: IncomingMessage, res: ServerResponse): void {
   res.end(body);
 }
 
+// promhttp's own metrics (the handler etcd serves /metrics with): scrapes under way, and served by code.
+const scrapesInFlight = registry.gauge('promhttp_metric_handler_requests_in_flight', 'Current number of scrapes being served.').series();
+const scrapes = registry.counter('promhttp_metric_handler_requests_total', 'Total number of scrapes by HTTP status code.', ['code']);
+const scrapeSeries = new Map(['200', '500', '503'].map((code) => [code, scrapes.series({ code })]));
+
 export function serveMetrics(res: ServerResponse): void {
-  const body = registry.render();
-  res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
-  res.end(body);
+  scrapesInFlight.v++;
+  const done = (code: string) => {
+    scrapesInFlight.v--;
+    scrapeSeries.get(code)!.v++;
+  };
+  registry.renderAll().then(
+    (body) => {
+      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+      res.end(body);
+      done('200');
+    },
+    (err) => {
+      httpError(res, 500, `An error has occurred while serving metrics:\n\n${(err as Error)?.message ?? String(err)}`);
+      done('500');
+    },
+  );
 }
 
 // --- the server's gauges, read at scrape time ---
@@ -71,6 +90,42 @@ function procStat(): { vsize: number; rss: number } | undefined {
   }
 }
 
+/** Go's process_virtual_memory_max_bytes: RLIMIT_AS, unlimited as 2^64-1. */
+function maxAddressSpace(): number {
+  try {
+    const m = /Max address space\s+(\S+)/.exec(readFileSync('/proc/self/limits', 'utf8'));
+    if (!m) return NaN;
+    return m[1] === 'unlimited' ? 18446744073709551615 : Number(m[1]);
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Figures etcd exports that the server gives when it has them (ServerGauges' optional fields): a metric
+ * whose figure the server does not give is left out of /metrics rather than shown as a made-up 0.
+ */
+export interface ServerCounters {
+  /** etcd_server_proposals_failed_total: proposals that failed (timed out, dropped, no leader). */
+  proposalsFailed?: number;
+  /** etcd_server_read_indexes_failed_total / etcd_server_slow_read_indexes_total. */
+  readIndexesFailed?: number;
+  slowReadIndexes?: number;
+  /** etcd_server_slow_apply_total: applies that took longer than 100 ms. */
+  slowApplies?: number;
+  /** etcd_server_heartbeat_send_failures_total. */
+  heartbeatSendFailures?: number;
+  /** etcd_server_learner_promote_successes. */
+  learnerPromoteSuccesses?: number;
+  /** etcd_server_snapshot_apply_in_progress_total: 1 while a received snapshot is applied. */
+  snapshotApplyInProgress?: number;
+  /** etcd_debugging_mvcc_watch_stream_total, _slow_watcher_total, _pending_events_total, _events_total. */
+  watchStreams?: number;
+  slowWatchers?: number;
+  pendingEvents?: number;
+  eventsSent?: number;
+}
+
 function maxFds(): number {
   try {
     const m = /Max open files\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'));
@@ -82,7 +137,29 @@ function maxFds(): number {
 
 /** Registers the gauges that read this server (the last server registered is the one reported). */
 export function registerServerMetrics(s: EtcdServer): void {
+  addNodeMetrics(registry);
   const g = (name: string, help: string, read: () => number) => registry.gauge(name, help, [], read);
+  // A figure the server may give (ServerCounters); absent, the collector throws and render leaves it out.
+  const opt = (field: keyof ServerCounters) => () => {
+    const v = (s.gauges() as ServerCounters)[field];
+    if (v === undefined) throw new Error(`no ${field}`);
+    return v;
+  };
+  const c = (name: string, help: string, read: () => number) => {
+    registry.counter(name, help).collect = read;
+  };
+  c('etcd_server_proposals_failed_total', 'The total number of failed proposals seen.', opt('proposalsFailed'));
+  c('etcd_server_read_indexes_failed_total', 'The total number of failed read indexes seen.', opt('readIndexesFailed'));
+  c('etcd_server_slow_read_indexes_total', 'The total number of pending read indexes not in sync with leader\'s or timed out read index requests.', opt('slowReadIndexes'));
+  c('etcd_server_slow_apply_total', 'The total number of slow apply requests (likely overloaded from slow disk).', opt('slowApplies'));
+  c('etcd_server_heartbeat_send_failures_total', 'The total number of leader heartbeat send failures (likely overloaded from slow disk).', opt('heartbeatSendFailures'));
+  c('etcd_server_learner_promote_successes', 'The total number of successful learner promotions while this member is leader.', opt('learnerPromoteSuccesses'));
+  g('etcd_server_snapshot_apply_in_progress_total', '1 if the server is applying the incoming snapshot. 0 if none.', opt('snapshotApplyInProgress'));
+  g('etcd_debugging_mvcc_watch_stream_total', 'Total number of watch streams.', opt('watchStreams'));
+  g('etcd_debugging_mvcc_slow_watcher_total', 'Total number of unsynced slow watchers.', opt('slowWatchers'));
+  g('etcd_debugging_mvcc_pending_events_total', 'Total number of pending events to be sent.', opt('pendingEvents'));
+  c('etcd_debugging_mvcc_events_total', 'Total number of events sent by this member.', opt('eventsSent'));
+  g('etcd_debugging_auth_revision', 'The current revision of auth store.', () => s.authStore.revision);
   const one = (name: string, help: string, label: string, value: () => string) => {
     const m = registry.gauge(name, help, [label]);
     m.collect = () => [[{ [label]: value() }, 1]];
@@ -108,7 +185,8 @@ export function registerServerMetrics(s: EtcdServer): void {
   g('etcd_debugging_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', dbSize);
   g('etcd_mvcc_db_total_size_in_use_in_bytes', 'Total size of the underlying database logically in use in bytes.', () => s.gauges().dbSizeInUse);
   g('etcd_debugging_mvcc_current_revision', 'The current revision of store.', () => s.gauges().currentRevision);
-  g('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => s.gauges().compactRevision);
+  // -1 before any compaction, as etcd's compactMainRev.
+  g('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => s.store.compactMainRev);
   g('etcd_debugging_mvcc_keys_total', 'Total number of keys.', () => s.gauges().keys());
   g('etcd_debugging_mvcc_watcher_total', 'Total number of watchers.', () => s.gauges().watchers);
   // etcd's rafthttp metrics, from the peer links.
@@ -140,4 +218,14 @@ export function registerServerMetrics(s: EtcdServer): void {
     }
   });
   g('process_max_fds', 'Maximum number of open file descriptors.', maxFds);
+  g('process_virtual_memory_max_bytes', 'Maximum amount of virtual memory available in bytes.', maxAddressSpace);
+  // etcd's os_fd_* (pkg/runtime, read by its fd monitor): the same figures as process_*.
+  g('os_fd_used', 'The number of used file descriptors.', () => {
+    try {
+      return readdirSync('/proc/self/fd').length;
+    } catch {
+      return NaN;
+    }
+  });
+  g('os_fd_limit', 'The file descriptor limit.', maxFds);
 }

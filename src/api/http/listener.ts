@@ -1,3 +1,4 @@
+import { PPROF_PREFIX, PprofHandler } from './pprof';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { verifiedCommonName } from '../../tls';
@@ -44,6 +45,8 @@ function gatewayTarget(u: URL, port: number): string {
 
 /** The HTTP/1 side: etcd's handlers on the client URL. */
 export function httpHandler(s: EtcdServer, gateway: Gateway): http.RequestListener {
+  // --enable-pprof: runtime profiles under /debug/pprof/ (otherwise those paths are 404, as etcd's).
+  const pprof = s.cfg.enablePprof ? new PprofHandler(s.log) : undefined;
   return (req, res) => {
     // etcd refuses a gateway request whose TLS client certificate has a CN while auth and client-cert-auth
     // are on: the gateway would not use it (it dials with the server's own), so the client is told.
@@ -72,6 +75,7 @@ export function httpHandler(s: EtcdServer, gateway: Gateway): http.RequestListen
       if (!res.headersSent) httpError(res, 500, 'Internal Server Error');
     });
     if (path === '/version') return serveVersion(req, res);
+    if (pprof && path.startsWith(PPROF_PREFIX)) return pprof.handle(path, req, res);
     if (path === '/metrics') return serveMetrics(res);
     // etcd 3.4 still serves the gateway's /v3beta/ paths (with a deprecation warning); /v3alpha is gone.
     if (path.startsWith('/v3beta/')) path = '/v3/' + path.slice('/v3beta/'.length);

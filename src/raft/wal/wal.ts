@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { EntryType, type ConfState, type Entry, type HardState, type SnapshotMetadata } from '../core/types';
 import { readRecord, RecordKind, recordSize, validRecordAfter, writeRecord } from './record';
-import { timed, walFsyncSeconds } from '../../metrics';
+import { timed, walFsyncSeconds, walWriteBytes } from '../../metrics';
 
 // The write-ahead log: entries are durable once append() resolves (one O_DSYNC write for
 // everything passed in, so callers that batch get group commit). Segment files are named
@@ -250,6 +250,7 @@ export class Wal {
         // the thread pool instead of a write and then an fdatasync.
         await (this.noSync ? this.fd.write(buf, 0, size, this.pos) : timed(walFsyncSeconds, this.fd.write(buf, 0, size, this.pos)));
         this.pos += size;
+        walWriteBytes.v += size;
       }
       if (j >= entries.length) break;
       i = j;
@@ -259,7 +260,7 @@ export class Wal {
 
   /** Closes the current segment (durably) and starts a new one whose first entry is firstIndex. */
   private async cut(firstIndex: number): Promise<void> {
-    if (!this.noSync) await this.fd.datasync();
+    if (!this.noSync) await timed(walFsyncSeconds, this.fd.datasync());
     await this.fd.close();
     const last = this.segments[this.segments.length - 1];
     const seg = { seq: last.seq + 1, firstIndex, path: join(this.dir, segmentName(last.seq + 1, firstIndex)) };

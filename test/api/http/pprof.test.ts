@@ -2,6 +2,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PPROF_PREFIX, PprofHandler } from '../../../src/api/http/pprof';
+import { startPlinth } from '../../helpers/servers';
 
 // The /debug/pprof/ handler on a plain HTTP server: the CPU profile and the heap snapshot parse as the
 // formats DevTools reads, one CPU profile at a time, Go-only profiles answered 404.
@@ -74,5 +75,24 @@ describe('/debug/pprof/', () => {
     expect(g.status).toBe(404);
     expect(g.body).toContain('Node has no counterpart');
     expect((await get('/debug/pprof/nothing')).status).toBe(404);
+  });
+});
+
+describe('--enable-pprof on a plinth process', () => {
+  it('serves /debug/pprof/ on the client URL with the flag, 404 without (as etcd)', async () => {
+    const on = await startPlinth({ backend: 'memory', extraArgs: ['--enable-pprof'] });
+    const off = await startPlinth({ backend: 'memory' });
+    try {
+      const index = await fetch(`${on.url}/debug/pprof/`);
+      expect(index.status).toBe(200);
+      expect(await index.text()).toContain('profile?seconds=N');
+      const profile = await fetch(`${on.url}/debug/pprof/profile?seconds=1`);
+      expect(profile.status).toBe(200);
+      expect((JSON.parse(await profile.text()) as { nodes: unknown[] }).nodes.length).toBeGreaterThan(0);
+      expect((await fetch(`${off.url}/debug/pprof/`)).status).toBe(404);
+    } finally {
+      await on.stop();
+      await off.stop();
+    }
   });
 });
