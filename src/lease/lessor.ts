@@ -1,4 +1,5 @@
 import { Errors } from '../errors';
+import { registerLeaseMetrics } from '../metrics';
 import type { KVStore, LeaseBinding } from '../mvcc/kv-store';
 import type { Backend } from '../storage';
 import { decodeLeaseRecord, encodeLeaseRecord } from '../storage/etcd-layout';
@@ -42,6 +43,8 @@ export class Lessor implements LeaseBinding {
   private readonly heap: HeapItem[] = [];
   private readonly minTtl: number;
   private readonly now: () => number;
+  /** etcd's etcd_debugging_lease_* counters (lease/metrics.go); expired is counted by the server. */
+  readonly metrics = registerLeaseMetrics();
 
   private constructor(private readonly backend: Backend, opts: LessorOptions) {
     this.minTtl = opts.minTtl ?? 2;
@@ -85,6 +88,8 @@ export class Lessor implements LeaseBinding {
     this.leases.set(id, lease);
     this.persist(lease);
     this.refresh(lease);
+    this.metrics.granted.v++;
+    this.metrics.ttl.observe(lease.ttl);
     return lease;
   }
 
@@ -96,6 +101,7 @@ export class Lessor implements LeaseBinding {
     const txn = store.write();
     for (const k of keys) txn.deleteRange(Buffer.from(k, 'latin1'), undefined);
     txn.end();
+    this.metrics.revoked.v++;
     this.leases.delete(id);
     for (const k of keys) if (this.keyLease.get(k) === id) this.keyLease.delete(k);
     this.backend.delete('lease', idKey(id));
@@ -142,6 +148,7 @@ export class Lessor implements LeaseBinding {
     if (!lease || lease.expiry <= this.now()) throw Errors.leaseNotFound;
     lease.remainingTtl = 0;
     this.refresh(lease);
+    this.metrics.renewed.v++;
     return lease.ttl;
   }
 

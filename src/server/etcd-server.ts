@@ -98,6 +98,10 @@ export interface ServerGauges {
   compactRevision: number;
   keys: () => number;
   watchers: number;
+  /** Proposals that timed out or could not be proposed (etcd's proposalsFailed). */
+  proposalsFailed: number;
+  /** Applies slower than --experimental-warning-apply-duration (etcd's slowApplies). */
+  slowApplies: number;
 }
 
 export interface ServerHooks {
@@ -161,6 +165,8 @@ export class EtcdServer {
   private readonly requestTimeoutMs: number;
   private leaderElectedAt = 0;
   private leaderChanges = 0;
+  private proposalsFailed = 0;
+  private slowApplies = 0;
   private lastLeader = 0n;
   private publishTimer: NodeJS.Timeout | undefined;
 
@@ -513,7 +519,7 @@ export class EtcdServer {
     const start = performance.now();
     const r = this.kv.range(req);
     if (isSlow(start, this.cfg.warningApplyDurationMs)) {
-      warnSlow(this.slowLog, this.cfg.warningApplyDurationMs, start, 'read-only range ', describeRequest({ range: req }), `range_response_count:${r.kvs.length} count:${r.count}`);
+      this.warnSlow(start, 'read-only range ', describeRequest({ range: req }), `range_response_count:${r.kvs.length} count:${r.count}`);
     }
     return r;
   }
@@ -531,7 +537,7 @@ export class EtcdServer {
     const start = performance.now();
     const r = this.kv.rangeStored(req);
     if (r && isSlow(start, this.cfg.warningApplyDurationMs)) {
-      warnSlow(this.slowLog, this.cfg.warningApplyDurationMs, start, 'read-only range ', describeRequest({ range: req }), `range_response_count:${r.kvs.length} count:${r.count}`);
+      this.warnSlow(start, 'read-only range ', describeRequest({ range: req }), `range_response_count:${r.kvs.length} count:${r.count}`);
     }
     return r;
   }
@@ -699,7 +705,8 @@ export class EtcdServer {
     for (const lease of this.lessor.expired(2500)) {
       // If the revoke does not get through, look at the lease again in a while.
       this.lessor.retryLater(lease, 3000);
-      this.propose({ leaseRevoke: { id: lease.id } }, this.asRoot()).catch(() => {});
+      // Counted once the revoke is through, as etcd's leaseExpired.
+      this.propose({ leaseRevoke: { id: lease.id } }, this.asRoot()).then(() => void this.lessor.metrics.expired.v++, () => {});
     }
   }
 
@@ -909,6 +916,12 @@ export class EtcdServer {
     }
   }
 
+  /** etcd's "apply request took too long" line, counted as etcd's slowApplies (ranges included, as etcd's). */
+  private warnSlow(start: number, prefix: string, request: string, response: string, err?: unknown): void {
+    this.slowApplies++;
+    warnSlow(this.slowLog, this.cfg.warningApplyDurationMs, start, prefix, request, response, err);
+  }
+
   /** Figures /metrics reads at scrape time. */
   gauges(): ServerGauges {
     return {
@@ -926,6 +939,8 @@ export class EtcdServer {
       compactRevision: Math.max(0, this.store.compactMainRev),
       keys: () => this.store.rangeKeys(Buffer.alloc(0), Buffer.alloc(0), this.store.currentRev, { limit: 0, rev: 0, countOnly: true }).count,
       watchers: this.watchHub.watcherCount,
+      proposalsFailed: this.proposalsFailed,
+      slowApplies: this.slowApplies,
     };
   }
 
@@ -982,6 +997,7 @@ export class EtcdServer {
     } catch (err) {
       // No leader to take it (or a leader transfer under way): etcd waits for one until its request timeout.
       if (err === ErrProposalDropped) return this.proposeLater(req, seq, data);
+      this.proposalsFailed++;
       return Promise.reject(err);
     }
     return new Promise<ApplyResult>((resolve, reject) => this.waiters.add(seq, { req, start: Date.now(), resolve, reject }));
@@ -996,13 +1012,19 @@ export class EtcdServer {
     return new Promise<ApplyResult>((resolve, reject) => {
       const attempt = () => {
         if (this.closed || this.failed) return reject(Errors.stopped);
-        if (Date.now() - start >= this.requestTimeoutMs) return reject(this.timeoutError(start));
+        if (Date.now() - start >= this.requestTimeoutMs) {
+          this.proposalsFailed++;
+          return reject(this.timeoutError(start));
+        }
         if (this.driver.lead === 0n) return void setTimeout(attempt, 50);
         try {
           this.driver.propose(data);
           this.waiters.add(seq, { req, start, resolve, reject });
         } catch (err) {
-          if (err !== ErrProposalDropped) return reject(err);
+          if (err !== ErrProposalDropped) {
+            this.proposalsFailed++;
+            return reject(err);
+          }
           setTimeout(attempt, 50);
         }
       };
@@ -1023,7 +1045,8 @@ export class EtcdServer {
   }
 
   private sweepProposals(): void {
-    this.waiters.sweep(Date.now(), this.requestTimeoutMs, (start) => this.timeoutError(start));
+    // Timed out: etcd's proposalsFailed counts these (and proposals raft refused), not applier refusals.
+    this.proposalsFailed += this.waiters.sweep(Date.now(), this.requestTimeoutMs, (start) => this.timeoutError(start));
   }
 
   /** Committed entries, in order (the driver's apply hook). */
@@ -1061,11 +1084,13 @@ export class EtcdServer {
       // While auth is on, the applier checks the request as the user its header names (none: no token).
       const res = this.applier.apply(req, e.index, this.authStore.isAuthEnabled() ? readRequestAuth(e.data) : undefined);
       if (isSlow(start, this.cfg.warningApplyDurationMs)) {
-        warnSlow(this.slowLog, this.cfg.warningApplyDurationMs, start, '', describeRequest(req), `revision:${(res as { revision?: number }).revision ?? ''}`);
+        this.warnSlow(start, '', describeRequest(req), `revision:${(res as { revision?: number }).revision ?? ''}`);
       }
       w?.resolve(res);
     } catch (err) {
-      if (isSlow(start, this.cfg.warningApplyDurationMs)) warnSlow(this.slowLog, this.cfg.warningApplyDurationMs, start, '', describeRequest(req), '', err);
+      if (isSlow(start, this.cfg.warningApplyDurationMs)) {
+        this.warnSlow(start, '', describeRequest(req), '', err);
+      }
       w?.reject(err);
     }
   }

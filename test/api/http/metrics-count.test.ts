@@ -91,3 +91,28 @@ describe('/metrics counters count', () => {
     expect(after.value('etcd_disk_defrag_inflight')).toBe(0);
   });
 });
+
+describe('/metrics: slow applies and failed proposals', () => {
+  it('counts every apply slower than --experimental-warning-apply-duration, no failed proposal, leases granted, renewed, revoked', async () => {
+    const s = await startPlinth({ backend: 'memory', extraArgs: ['--experimental-warning-apply-duration', '1ns'] });
+    try {
+      const before = await scrape(s.url);
+      for (let i = 0; i < 3; i++) expect((await call(s.url, 'POST', '/v3/kv/put', JSON.stringify({ key: b64(`s${i}`), value: b64('v') }))).status).toBe(200);
+      const after = await scrape(s.url);
+      // Each put's apply took more than 1 ns; the member publishing itself is not an apply of a request.
+      expect((after.value('etcd_server_slow_apply_total') ?? NaN) - (before.value('etcd_server_slow_apply_total') ?? NaN)).toBe(3);
+      expect(after.value('etcd_server_proposals_failed_total')).toBe(0);
+      // A lease granted, kept alive once and revoked: etcd's lease counters and its TTL histogram.
+      const grant = JSON.parse((await call(s.url, 'POST', '/v3/lease/grant', JSON.stringify({ TTL: 60 }))).text) as { ID: string };
+      expect((await call(s.url, 'POST', '/v3/lease/keepalive', JSON.stringify({ ID: grant.ID }))).status).toBe(200);
+      expect((await call(s.url, 'POST', '/v3/lease/revoke', JSON.stringify({ ID: grant.ID }))).status).toBe(200);
+      const leases = await scrape(s.url);
+      const d = (k: string) => (leases.value(k) ?? NaN) - (after.value(k) ?? NaN);
+      expect([d('etcd_debugging_lease_granted_total'), d('etcd_debugging_lease_renewed_total'), d('etcd_debugging_lease_revoked_total')]).toEqual([1, 1, 1]);
+      expect(d('etcd_debugging_lease_ttl_total_count')).toBe(1);
+      expect(d('etcd_debugging_lease_ttl_total_bucket{le="64"}') - d('etcd_debugging_lease_ttl_total_bucket{le="32"}')).toBe(1);
+    } finally {
+      await s.stop();
+    }
+  });
+});
