@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Backend } from '../storage';
 import type { ServerConfig } from './config';
 import { META_CONSISTENT_INDEX } from './bootstrap';
+import type { Log } from '../log';
 
 // Backend commits in batches, as etcd's backend: every --backend-batch-limit applied writes or
 // --backend-batch-interval, whichever first, with the applied raft index (the consistent index) in the
@@ -15,7 +16,7 @@ export interface CommitterHooks {
   consistentIndex(): number;
   raiseNoSpace(): void;
   fail(err: Error): void;
-  log(msg: string): void;
+  log: Log;
 }
 
 export class BackendCommitter {
@@ -75,7 +76,7 @@ export class BackendCommitter {
   private onNoSpace(err: Error): void {
     this.hooks.raiseNoSpace();
     this.retryMs = Math.min(Math.max(2 * this.retryMs, 100), 2000);
-    if (this.retryMs === 100 || this.retryMs === 2000) this.hooks.log(`backend commit failed (${err.message}); retrying every ${this.retryMs} ms`);
+    if (this.retryMs === 100 || this.retryMs === 2000) this.hooks.log('warn', 'backend commit failed; retrying', { error: err.message, 'retry-interval': `${this.retryMs}ms` });
     if (!this.closed) this.timer ??= setTimeout(() => void this.commit().catch(() => {}), this.retryMs);
   }
 
@@ -84,7 +85,7 @@ export class BackendCommitter {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    if (flush) await this.backend.commit().catch((err: Error) => this.hooks.log(`final backend commit failed (${err.message}); the WAL keeps those writes`));
+    if (flush) await this.backend.commit().catch((err: Error) => this.hooks.log('warn', 'final backend commit failed; the WAL keeps those writes', { error: err.message }));
   }
 }
 

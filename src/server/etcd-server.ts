@@ -215,7 +215,7 @@ export class EtcdServer {
       consistentIndex: () => this.applied,
       raiseNoSpace: () => this.raiseNoSpace(),
       fail: (err) => this.fail(err),
-      log: (msg) => committerLog('warn', msg),
+      log: committerLog,
     });
     this.leases = new LeaseForwarder({
       lessor,
