@@ -385,9 +385,9 @@ export const FLAGS: FlagSpec[] = [
 
   // ---- Experimental feature
   {
-    name: 'experimental-initial-corrupt-check', etcd: true, group: 'Experimental feature', type: 'bool', def: 'false', status: 'stored',
+    name: 'experimental-initial-corrupt-check', etcd: true, group: 'Experimental feature', type: 'bool', def: 'false', status: 'implemented',
     help: 'Enable to check data corruption before serving any client/peer traffic.',
-    plinth: "kubeadm passes true; etcd compares a restarted member's KV hash with its peers' before serving; Plinth does not run that comparison yet.",
+    plinth: "a restarted member compares its KV hash at its revision with each peer's before raft runs or clients are served; a different hash at the same compact revision stops it (\"found data inconsistency with peers\"), as etcd's.",
     apply: (c, v) => (c.initialCorruptCheck = bool('experimental-initial-corrupt-check', v)),
   },
   refused({

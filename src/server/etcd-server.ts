@@ -343,6 +343,8 @@ export class EtcdServer {
       // Apply what the log holds beyond the backend, and make a single member leader, before serving.
       // (The log's end is read before: becoming leader appends an entry of its own.)
       const walEnd = m.storage.lastIndex();
+      // etcd checks a restarted member's data against its peers' before it runs raft or serves anyone.
+      if (cfg.initialCorruptCheck && !m.fresh) await s.checkInitialHashKV();
       await s.driver.start();
       if (walEnd > m.consistentIndex) log('info', `replayed the WAL from index ${m.consistentIndex + 1} to ${walEnd}`);
       const compactorLog = logger.module('server/auto-compactor.ts');
@@ -429,12 +431,86 @@ export class EtcdServer {
 
   private onPeerRequest(from: bigint, kind: string, body: Buffer): Promise<Buffer> {
     if (kind.startsWith('lease-')) return this.leases.serve(kind, body);
+    if (kind === 'hashkv' && body.length === 8) return this.answerPeerHashKV(Number(body.readBigInt64BE(0)));
     if (kind === 'member-promote' && body.length === 8) {
       return Promise.resolve()
         .then(() => this.reconfig.promoteHere(body.readBigUInt64BE(0)))
         .then((members) => Buffer.from(encodeMembers(members)));
     }
     return Promise.reject(new Error(`unknown peer request "${kind}" from ${from.toString(16)}`));
+  }
+
+  // --- the initial corruption check (--experimental-initial-corrupt-check) ---
+
+  /** A peer's hashkv request (etcd's /members/hashkv on the peer URL): the hash at rev, or etcd's error. */
+  private async answerPeerHashKV(rev: number): Promise<Buffer> {
+    await this.ready();
+    try {
+      const r = await hashKV(this.store, rev);
+      return Buffer.from(JSON.stringify({ hash: r.hash, compactRevision: r.compactRevision, revision: r.revision }));
+    } catch (err) {
+      return Buffer.from(JSON.stringify({ error: (err as Error).message }));
+    }
+  }
+
+  /**
+   * etcd's CheckInitialHashKV: on a restart (not a new member), before raft runs and before clients are
+   * served, this member's KV hash at its revision is compared with each peer's at the same revision. A
+   * different hash at the same compact revision refuses the start ("found data inconsistency with
+   * peers"); a peer that cannot be asked, lags, or has compacted further is only warned about.
+   */
+  private async checkInitialHashKV(): Promise<void> {
+    const local = idHex(this.memberId);
+    const timeoutMs = this.requestTimeoutMs;
+    this.log('info', 'starting initial corruption check', { 'local-member-id': local, timeout: `${timeoutMs / 1000}s` });
+    const mine = await hashKV(this.store, 0);
+    const rev = mine.revision;
+    const crev = mine.compactRevision;
+    const localFields = { 'local-member-id': local, 'local-member-revision': rev, 'local-member-compact-revision': crev, 'local-member-hash': mine.hash };
+    const body = Buffer.alloc(8);
+    body.writeBigInt64BE(BigInt(rev));
+    let mismatch = 0;
+    const peers = this.membership.list().filter((p) => p.id !== this.memberId);
+    await Promise.all(
+      peers.map(async (p) => {
+        const peer = { 'remote-peer-id': idHex(p.id), 'remote-peer-endpoints': p.peerUrls };
+        let answer: { hash?: number; compactRevision?: number; revision?: number; error?: string };
+        try {
+          answer = JSON.parse((await this.peerRequestOnceConnected(p.id, 'hashkv', body, timeoutMs)).toString('utf8'));
+        } catch (err) {
+          this.log('warn', 'failed hash kv request', { 'local-member-id': local, 'requested-revision': rev, 'remote-peer-endpoint': p.peerUrls[0], error: (err as Error).message });
+          return;
+        }
+        if (answer.error !== undefined) {
+          this.log('warn', 'failed hash kv request', { 'local-member-id': local, 'requested-revision': rev, 'remote-peer-endpoint': p.peerUrls[0], error: answer.error });
+          if (answer.error === Errors.futureRev.message) this.log('warn', 'cannot fetch hash from slow remote peer', { ...localFields, ...peer, error: answer.error });
+          else if (answer.error === Errors.compacted.message) this.log('warn', 'cannot fetch hash from remote peer; local member is behind', { ...localFields, ...peer, error: answer.error });
+          return;
+        }
+        if (answer.hash === mine.hash) return;
+        const fields = { ...localFields, ...peer, 'remote-peer-revision': answer.revision, 'remote-peer-compact-revision': answer.compactRevision, 'remote-peer-hash': answer.hash };
+        if (answer.compactRevision === crev) {
+          this.log('warn', 'found different hash values from remote peer', fields);
+          mismatch++;
+        } else {
+          this.log('warn', 'found different compact revision values from remote peer', fields);
+        }
+      }),
+    );
+    if (mismatch > 0) throw new Error(`${local} found data inconsistency with peers`);
+    this.log('info', 'initial corruption checking passed; no corruption', { 'local-member-id': local });
+  }
+
+  /** A request to a peer once its connection is up (the transport refuses one before), within timeoutMs. */
+  private async peerRequestOnceConnected(id: bigint, kind: string, body: Buffer, timeoutMs: number): Promise<Buffer> {
+    const t = this.driver.transport;
+    if (!t) throw new Error('no peer transport');
+    const deadline = Date.now() + timeoutMs;
+    while (!t.isConnected(id)) {
+      if (Date.now() >= deadline) throw new Error(`not connected to peer ${idHex(id)} after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return t.request(id, kind, body, Math.max(1, deadline - Date.now()));
   }
 
   // --- raft state ---
