@@ -528,10 +528,7 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
     f.apply(cfg, v, ctx);
     ctx.given.add(f.name);
   };
-  for (const f of FLAGS) {
-    const v = env[envName(f)];
-    if (v !== undefined) set(f, v);
-  }
+  const fromArgv: [FlagSpec, string][] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '-h' || arg === '--help' || arg === '-help') return { kind: 'help' };
@@ -550,8 +547,22 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
     }
     if (seen.has(f.name)) throw new UsageError(`flag --${f.name} given twice`);
     seen.add(f.name);
-    set(f, value);
+    fromArgv.push([f, value]);
   }
+  // The environment, as etcd's SetFlagsFromEnv: an empty variable is not a value, and a flag given on
+  // the command line shadows its variable (with etcd 3.4's warning), so a bad variable it shadows is
+  // not an error.
+  for (const f of FLAGS) {
+    const name = envName(f);
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    if (seen.has(f.name)) {
+      ctx.warnings.push(`recognized environment variable ${name}, but unused: shadowed by corresponding flag`);
+      continue;
+    }
+    set(f, v);
+  }
+  for (const [f, v] of fromArgv) set(f, v);
   // The retention reads by the mode, which may come after it.
   try {
     parseCompactionRetention(cfg.autoCompactionMode, cfg.autoCompactionRetention);

@@ -1,7 +1,7 @@
 import { startGrpc } from '../api/grpc-server';
 import { bindClientListeners } from '../api/http/listener';
 import { prepareClientTls, type ClientTls } from '../api/http/client-tls';
-import { startMetricsListeners, type MetricsListeners } from '../api/http/metrics-listener';
+import { bindMetricsListeners, startMetricsListeners, type MetricsListeners } from '../api/http/metrics-listener';
 import { bindListeners, type BoundListener } from '../net/bound-listener';
 import { ETCD_COMPAT_VERSION } from '../server/config';
 import { EtcdServer } from '../server/etcd-server';
@@ -62,12 +62,14 @@ export async function main(argv: string[]): Promise<void> {
   // meanwhile wait (bounded: bound-listener.ts).
   let clientListeners: BoundListener[];
   let peerListeners: BoundListener[] = [];
+  let metricsBound: BoundListener[] = [];
   try {
     clientListeners = await bindClientListeners(cfg.listenClientUrls);
     try {
       if (cfg.listenPeerUrls) peerListeners = await bindListeners(cfg.listenPeerUrls, 'peers', 2380, { noDelay: true });
+      metricsBound = await bindMetricsListeners(cfg.listenMetricsUrls);
     } catch (err) {
-      await Promise.all(clientListeners.map((l) => l.close()));
+      await Promise.all([...clientListeners, ...peerListeners].map((l) => l.close()));
       throw err;
     }
   } catch (err) {
@@ -81,7 +83,7 @@ export async function main(argv: string[]): Promise<void> {
     clientTls = await prepareClientTls([...cfg.listenClientUrls, ...cfg.listenMetricsUrls], cfg.clientTls, cfg.dataDir, logger.module('api/http/client-tls.ts'));
     if (clientTls) cfg.clientTls = clientTls.info;
   } catch (err) {
-    await Promise.all([...clientListeners, ...peerListeners].map((l) => l.close()));
+    await Promise.all([...clientListeners, ...peerListeners, ...metricsBound].map((l) => l.close()));
     return cannotStart(err);
   }
   log('info', 'starting an etcd server', startFields(cfg));
@@ -117,7 +119,7 @@ export async function main(argv: string[]): Promise<void> {
   // --listen-metrics-urls: /metrics and /health on their own listeners, as etcd's.
   let metricsListeners: MetricsListeners;
   try {
-    metricsListeners = await startMetricsListeners(server, cfg.listenMetricsUrls, clientTls);
+    metricsListeners = await startMetricsListeners(server, metricsBound, clientTls);
   } catch (err) {
     await listeners.close();
     grpcServer.forceShutdown();

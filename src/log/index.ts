@@ -1,4 +1,4 @@
-import { openSync } from 'node:fs';
+import { openSync, writeSync } from 'node:fs';
 import pino from 'pino';
 
 // The server's one logger, made once by the CLI from --logger, --log-level and --log-outputs and injected
@@ -88,8 +88,47 @@ function openOutputs(outputs: readonly string[]): pino.DestinationStream[] {
       throw new Error(`cannot open log output ${p}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   }
+  return [...fds].map(openDestination);
+}
+
+/**
+ * Lines waiting for one output, at most: past it new lines are dropped (counted in droppedLogBytes), so a
+ * stalled stderr pipe or a slow disk cannot grow the process without bound.
+ */
+const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+
+/** Bytes of log lines dropped because an output was full or failed (see MAX_BUFFERED_BYTES). */
+export let droppedLogBytes = 0;
+
+function openDestination(fd: number): pino.DestinationStream {
   // sync: false: each write is handed to libuv, the event loop does not wait for it.
-  return [...fds].map((fd) => pino.destination({ dest: fd, sync: false }));
+  const d = pino.destination({ dest: fd, sync: false, maxLength: MAX_BUFFERED_BYTES }) as pino.DestinationStream & {
+    flushSync: () => void;
+    write: (s: string) => boolean;
+    on(ev: string, fn: (x: any) => void): void;
+  };
+  // The exit hook pino registers runs sonic-boom's flushSync, which retries a failing write forever
+  // (ENOSPC, EIO, a pipe nobody reads): the process would hang at exit, holding its ports. The CLI
+  // awaits flush() (bounded) before every exit instead; what is still queued after it is lost.
+  d.flushSync = () => {};
+  d.on('drop', (data: string) => void (droppedLogBytes += Buffer.byteLength(data)));
+  // A write that failed (pino itself only swallows EPIPE): this output is given up, said once on fd 2,
+  // rather than an uncaught exception ending the member.
+  let failed = false;
+  d.on('error', (err: NodeJS.ErrnoException) => {
+    if (failed) return;
+    failed = true;
+    d.write = (s: string) => {
+      droppedLogBytes += Buffer.byteLength(s);
+      return true;
+    };
+    try {
+      if (fd !== 2) writeSync(2, `plinth: log output (fd ${fd}) failed: ${err.code ?? err.message}; lines to it are dropped from now on\n`);
+    } catch {
+      // stderr is gone too: nothing more to say.
+    }
+  });
+  return d;
 }
 
 /** The logger of --logger, --log-level, --log-outputs. Throws if an output file cannot be opened. */

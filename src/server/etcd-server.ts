@@ -166,6 +166,8 @@ export class EtcdServer {
   private leaderElectedAt = 0;
   private leaderChanges = 0;
   private proposalsFailed = 0;
+  /** The initial corruption check is running: raft messages from peers are dropped meanwhile. */
+  private checkingInitialHash = false;
   private slowApplies = 0;
   private lastLeader = 0n;
   private publishTimer: NodeJS.Timeout | undefined;
@@ -344,7 +346,14 @@ export class EtcdServer {
       // (The log's end is read before: becoming leader appends an entry of its own.)
       const walEnd = m.storage.lastIndex();
       // etcd checks a restarted member's data against its peers' before it runs raft or serves anyone.
-      if (cfg.initialCorruptCheck && !m.fresh) await s.checkInitialHashKV();
+      if (cfg.initialCorruptCheck && !m.fresh) {
+        s.checkingInitialHash = true;
+        try {
+          await s.checkInitialHashKV();
+        } finally {
+          s.checkingInitialHash = false;
+        }
+      }
       await s.driver.start();
       if (walEnd > m.consistentIndex) log('info', `replayed the WAL from index ${m.consistentIndex + 1} to ${walEnd}`);
       const compactorLog = logger.module('server/auto-compactor.ts');
@@ -393,8 +402,15 @@ export class EtcdServer {
       listeners: this.cfg.listenPeerUrls ? this.hooks.peerListeners : undefined,
       tls: this.peerTls,
       snapshotDir: snapDirOf(this.cfg),
-      onMessages: (_from, msgs) => this.driver.step(msgs),
-      onSnapshot: (msg, file) => void this.keepReceivedSnapshot(msg, file),
+      // Held off while the initial corruption check runs: the member takes part in raft only once its
+      // data is known good (etcd serves its peer handler only after the check). Raft resends.
+      onMessages: (_from, msgs) => {
+        if (!this.checkingInitialHash) this.driver.step(msgs);
+      },
+      onSnapshot: (msg, file) => {
+        if (this.checkingInitialHash) void rm(file, { force: true }).catch(() => {});
+        else void this.keepReceivedSnapshot(msg, file);
+      },
       onRequest: (from, kind, body) => this.onPeerRequest(from, kind, body),
       onUnreachable: (id) => this.driver.reportUnreachable(id),
       onSnapshotStatus: (id, ok) => this.driver.snapshotSent(id, ok),

@@ -106,3 +106,21 @@ describe('plinth command', () => {
     expect(r.stderr).toContain('invalid value "x" for flag --max-txn-ops');
   });
 });
+
+describe('the environment, as etcd reads it', () => {
+  it('ignores an empty variable: ETCD_UNSAFE_NO_FSYNC= does not turn fsync off', () => {
+    const cmd = parseArgs([], { ETCD_UNSAFE_NO_FSYNC: '', ETCD_LISTEN_CLIENT_URLS: '' });
+    if (cmd.kind !== 'serve') throw new Error(cmd.kind);
+    expect(cmd.config.unsafeNoFsync).toBe(false);
+    expect(cmd.config.listenClientUrls.map((u) => u.href)).toEqual(['http://127.0.0.1:2379/']);
+  });
+
+  it('a flag shadows its variable, with etcd 3.4 warning, even a variable that would not parse', () => {
+    const cmd = parseArgs(['--heartbeat-interval', '50', '--election-timeout', '500'], { ETCD_HEARTBEAT_INTERVAL: 'x', ETCD_ELECTION_TIMEOUT: '700' });
+    if (cmd.kind !== 'serve') throw new Error(cmd.kind);
+    expect(cmd.config.heartbeatIntervalMs).toBe(50);
+    expect(cmd.config.electionTimeoutMs).toBe(500);
+    expect(cmd.warnings).toContain('recognized environment variable ETCD_HEARTBEAT_INTERVAL, but unused: shadowed by corresponding flag');
+    expect(() => parseArgs([], { ETCD_HEARTBEAT_INTERVAL: 'x' })).toThrow(UsageError);
+  });
+});

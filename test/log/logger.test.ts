@@ -1,8 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createLogger, memoryLogger, zapTime } from '../../src/log';
+import { droppedLogBytes, createLogger, memoryLogger, zapTime } from '../../src/log';
 
 // The logger module (src/log): etcd 3.4's zap lines on pino, --log-level, --log-outputs, capnslog text.
 
@@ -104,5 +104,19 @@ describe('memoryLogger (tests)', () => {
     m.module('raft/driver.ts')('info', 'raft.node: 1 elected leader 1 at term 2');
     m.module('raft/driver.ts')('debug', 'dropped');
     expect(m.records).toEqual([{ level: 'info', caller: 'raft/driver.ts', msg: 'raft.node: 1 elected leader 1 at term 2', fields: {} }]);
+  });
+});
+
+describe('an output that fails', () => {
+  it.skipIf(!existsSync('/dev/full'))('is given up (ENOSPC on /dev/full) without an uncaught error; flush() still settles', async () => {
+    const l = createLogger({ logger: 'zap', level: 'info', outputs: ['/dev/full'] });
+    const log = l.module('test');
+    for (let i = 0; i < 100; i++) log('info', 'line', { i });
+    await new Promise((r) => setTimeout(r, 200));
+    for (let i = 0; i < 100; i++) log('info', 'after the failure', { i });
+    const t0 = Date.now();
+    await l.flush(1000);
+    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(droppedLogBytes).toBeGreaterThan(0); // the lines after the failure
   });
 });

@@ -63,17 +63,23 @@ export function serveMetrics(res: ServerResponse): void {
     scrapesInFlight.v--;
     scrapeSeries.get(code)!.v++;
   };
-  registry.renderAll().then(
-    (body) => {
-      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
-      res.end(body);
-      done('200');
-    },
-    (err) => {
-      httpError(res, 500, `An error has occurred while serving metrics:\n\n${(err as Error)?.message ?? String(err)}`);
-      done('500');
-    },
-  );
+  registry
+    .renderAll()
+    .then(
+      (body) => {
+        done('200');
+        // The client may be gone by now: a write to a destroyed response is dropped, not thrown.
+        if (res.destroyed) return;
+        res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+        res.end(body);
+      },
+      (err) => {
+        done('500');
+        if (!res.headersSent && !res.destroyed) httpError(res, 500, `An error has occurred while serving metrics:\n\n${(err as Error)?.message ?? String(err)}`);
+      },
+    )
+    // Never an unhandled rejection (which would end the process) from writing the answer.
+    .catch(() => res.destroy());
 }
 
 // --- the server's gauges, read at scrape time ---

@@ -42,10 +42,16 @@ export function metricsHandler(s: EtcdServer): http.RequestListener {
  * Binds and serves the metrics URLs (etcd's --listen-metrics-urls). https URLs need tls (the client
  * TLS configuration); the caller closes the listeners at shutdown.
  */
-export async function startMetricsListeners(s: EtcdServer, urls: readonly URL[], tls?: ClientTls): Promise<MetricsListeners> {
+export async function startMetricsListeners(s: EtcdServer, listen: readonly URL[] | readonly BoundListener[], tls?: ClientTls): Promise<MetricsListeners> {
+  // Bound already (the command binds every port before it opens the data dir), or bound here.
+  const bound: BoundListener[] = listen.length && listen[0] instanceof URL ? await bindMetricsListeners(listen as URL[]) : [...(listen as BoundListener[])];
+  const urls = bound.map((l) => l.url);
   if (urls.length === 0) return { ports: [], close: async () => {} };
   const secure = (u: URL) => u.protocol === 'https:';
-  if (urls.some(secure) && !tls) throw new Error('https metrics URLs need the client TLS configuration (--cert-file and --key-file, or --auto-tls)');
+  if (urls.some(secure) && !tls) {
+    await Promise.all(bound.map((l) => l.close()));
+    throw new Error('https metrics URLs need the client TLS configuration (--cert-file and --key-file, or --auto-tls)');
+  }
   registerServerMetrics(s);
   const server = http.createServer({ requestTimeout: 0, keepAliveTimeout: 30_000 }, metricsHandler(s));
   const sockets = new Set<net.Socket>();
@@ -55,7 +61,6 @@ export async function startMetricsListeners(s: EtcdServer, urls: readonly URL[],
     sock.on('error', () => sock.destroy());
     server.emit('connection', sock);
   };
-  const bound: BoundListener[] = await bindListeners(urls, 'metrics', 2379);
   for (const l of bound) l.serve(secure(l.url) ? tlsAccept(tls!, s.log, accept) : accept);
   for (const l of bound) s.log('info', 'serving metrics', { address: l.url.href });
   return {
@@ -69,4 +74,9 @@ export async function startMetricsListeners(s: EtcdServer, urls: readonly URL[],
       await closing;
     },
   };
+}
+
+/** Binds the --listen-metrics-urls (connections wait until startMetricsListeners serves them). */
+export function bindMetricsListeners(urls: readonly URL[]): Promise<BoundListener[]> {
+  return bindListeners(urls, 'metrics', 2379);
 }

@@ -79,14 +79,17 @@ export class PprofHandler {
         res.end(body);
       });
     };
+    // The client gave up: stop now rather than profile for nobody (from the start: it may go before the
+    // profiler is running; the session's end then ends it).
+    res.on('close', stop);
     session.post('Profiler.enable', (err) => {
+      if (stopped) return;
       if (err) return failStart(err);
       session.post('Profiler.start', (err2) => {
+        if (stopped) return;
         if (err2) return failStart(err2);
         this.log('info', 'started CPU profile', { seconds });
         timer = setTimeout(stop, seconds * 1000);
-        // The client gave up: stop now rather than profile for nobody.
-        res.on('close', stop);
       });
     });
     const failStart = (err: Error) => {
